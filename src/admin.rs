@@ -1,0 +1,172 @@
+//! The admin API on `listen.admin`: `/health` and `/routes` (contract section 5), with an
+//! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
+
+use crate::body::ProxyBody;
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::proxy::SharedTable;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::net::TcpListener;
+
+/// What the admin API reads.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The live route table.
+    pub table: SharedTable,
+    /// Health follows the lifecycle phase.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Bearer token; empty = no authentication.
+    pub token: String,
+}
+
+/// Serves the admin API on `listener` until the router stops.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    state: AdminState,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("switchyard-admin".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start admin runtime");
+                    return;
+                }
+            };
+            runtime.block_on(serve(listener, state));
+        })
+}
+
+async fn serve(listener: std::net::TcpListener, state: AdminState) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => return tracing::error!(%error, "cannot register admin listener"),
+    };
+    let state = Arc::new(state);
+    let mut phase = state.lifecycle.watch();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, req)) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = conn.await {
+                        tracing::debug!(%error, "admin connection ended");
+                    }
+                });
+            }
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() == Phase::Stopping {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A JSON response.
+fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(format!("{value}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(status: StatusCode, reason: &str) -> Response<ProxyBody> {
+    json_response(status, &json!({ "error": reason }))
+}
+
+fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
+    if state.token.is_empty() {
+        return true;
+    }
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| token == state.token)
+}
+
+fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
+    if !authorized(state, &req) {
+        return error_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => health(state),
+        (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(state)),
+        (_, "/health" | "/routes") => {
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "use GET on this path")
+        }
+        (_, path) => error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no admin endpoint at {path}"),
+        ),
+    }
+}
+
+fn health(state: &AdminState) -> Response<ProxyBody> {
+    let (status, text) = match state.lifecycle.phase() {
+        Phase::Running => (StatusCode::OK, "ok\n"),
+        Phase::Draining | Phase::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+    };
+    let mut response = Response::new(ProxyBody::full(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+fn routes(state: &AdminState) -> Value {
+    let table = state.table.load();
+    let mut out = serde_json::Map::new();
+    for route in table.routes() {
+        let endpoints: Vec<Value> = route
+            .pool
+            .endpoints
+            .iter()
+            .map(|e| {
+                json!({
+                    "address": e.address.to_string(),
+                    "tls": e.tls_name.is_some(),
+                    "server_cert_domain_san": e.tls_name,
+                    "protocol": e.protocol,
+                    "app_id": e.app_id,
+                    "private_instance_id": e.instance_id,
+                    "private_instance_index": e.instance_index,
+                    "tags": e.tags,
+                    "in_flight": e.in_flight(),
+                    "requests": e.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+                    "failures": e.stats.failures.load(std::sync::atomic::Ordering::Relaxed),
+                    "load_balancing_algorithm": route.balancer,
+                    "strip_prefix": route.strip_prefix,
+                    "route_service_url": route.route_service_url,
+                })
+            })
+            .collect();
+        out.insert(route.uri.to_string(), Value::Array(endpoints));
+    }
+    Value::Object(out)
+}

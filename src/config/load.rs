@@ -1,0 +1,316 @@
+//! Reading a config file: TOML syntax and types via serde (with the failing key's path),
+//! then checks that need several keys at once. Every error names file, line and key.
+
+use super::{BalancerKind, Config};
+use crate::routing::RouteUri;
+use crate::tls::load_certified_key;
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as the operator named it.
+    pub file: PathBuf,
+    /// 1-based line (0 when the problem is not tied to a line).
+    pub line: usize,
+    /// Dotted key path, such as `route[2].backends[0]`.
+    pub key: String,
+    /// What is wrong and, where possible, what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: key `{}`: {}",
+            self.file.display(),
+            self.line,
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in a config file (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: "-".to_string(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    load_str(&text, path)
+}
+
+/// Parses and validates config text; `path` names it in errors and anchors relative paths.
+pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let error_at = |span: Option<Range<usize>>, key: String, message: String| ConfigError {
+        file: path.to_path_buf(),
+        line: span.map_or(0, |s| line_of(text, s.start)),
+        key,
+        message,
+    };
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigErrors(vec![error_at(e.span(), "-".into(), e.message().into())]))?;
+    let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigErrors(vec![error_at(
+            inner.span(),
+            key,
+            inner.message().to_string(),
+        )])
+    })?;
+    config.source.path = path.to_path_buf();
+    config.source.text = text.to_string();
+    let errors = check(&config);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// 1-based line of the first `name = ...` assignment (for values that carry no span).
+fn key_line(text: &str, name: &str) -> usize {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// Checks that span several keys or touch the file system.
+fn check(config: &Config) -> Vec<ConfigError> {
+    let text = &config.source.text;
+    let file = &config.source.path;
+    let mut errors = Vec::new();
+    let mut push = |line: usize, key: String, message: String| {
+        errors.push(ConfigError {
+            file: file.clone(),
+            line,
+            key,
+            message,
+        })
+    };
+    let at = |span: Range<usize>| line_of(text, span.start);
+
+    if let Some(https) = &config.listen.https {
+        let has_certs = config.tls.as_ref().is_some_and(|t| !t.certs.is_empty());
+        if !has_certs {
+            push(
+                at(https.span()),
+                "listen.https".into(),
+                "an HTTPS listener needs at least one certificate in [tls] certs".into(),
+            );
+        }
+    }
+    if let Some(tls) = &config.tls {
+        for (i, cert) in tls.certs.iter().enumerate() {
+            let entry = cert.get_ref();
+            let (cert_path, key_path) = (config.resolve(&entry.cert), config.resolve(&entry.key));
+            if let Err(e) = load_certified_key(&cert_path, &key_path) {
+                push(at(cert.span()), format!("tls.certs[{i}]"), e.to_string());
+            }
+        }
+    }
+    if config.server.max_header_bytes < 8192 {
+        push(
+            key_line(text, "max_header_bytes"),
+            "server.max_header_bytes".into(),
+            "must be at least 8192".into(),
+        );
+    }
+    if config.proxy.max_attempts == 0 {
+        push(
+            key_line(text, "max_attempts"),
+            "proxy.max_attempts".into(),
+            "must be at least 1".into(),
+        );
+    }
+    if let Some(ca) = &config.proxy.backend_ca_file {
+        if let Err(e) = crate::tls::load_roots(&config.resolve(ca)) {
+            push(
+                key_line(text, "backend_ca_file"),
+                "proxy.backend_ca_file".into(),
+                e.to_string(),
+            );
+        }
+    }
+
+    let unavailable =
+        |kind: BalancerKind| matches!(kind, BalancerKind::P2cEwma | BalancerKind::Hash);
+    if unavailable(config.proxy.balancer) {
+        push(
+            key_line(text, "balancer"),
+            "proxy.balancer".into(),
+            "this balancer is not available yet: use round-robin, random or least-connections"
+                .into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, route) in config.routes.iter().enumerate() {
+        let key = format!("route[{i}].uri");
+        match RouteUri::parse(route.uri.get_ref()) {
+            Ok(uri) => {
+                if !seen.insert(uri.to_string()) {
+                    push(at(route.uri.span()), key, format!("duplicate route {uri}"));
+                }
+            }
+            Err(message) => push(at(route.uri.span()), key, message),
+        }
+        if route.balancer.is_some_and(unavailable) {
+            push(
+                at(route.uri.span()),
+                format!("route[{i}].balancer"),
+                "this balancer is not available yet: use round-robin, random or least-connections"
+                    .into(),
+            );
+        }
+        if !route.route_service_url.is_empty() && !route.route_service_url.starts_with("https://") {
+            push(
+                at(route.uri.span()),
+                format!("route[{i}].route_service_url"),
+                "must be an https:// URL".into(),
+            );
+        }
+    }
+    errors
+}
+
+impl Config {
+    /// Parses config text that is not backed by a file (tests, embedding).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
+        load_str(text, Path::new("<inline>"))
+    }
+
+    /// Resolves a path from the config relative to the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match self.source.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(text: &str) -> ConfigError {
+        load_str(text, Path::new("t.toml")).unwrap_err().0.remove(0)
+    }
+
+    #[test]
+    fn names_line_and_key_of_a_bad_duration() {
+        let e = first_error("[proxy]\nmax_attempts = 2\nconnect_timeout = \"5 parsecs\"\n");
+        assert_eq!((e.line, e.key.as_str()), (3, "proxy.connect_timeout"));
+        assert!(e.message.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn names_line_and_key_of_a_bad_backend() {
+        let e = first_error("[[route]]\nuri = \"a.com\"\nbackends = [\"127.0.0.1:1\", \"nope\"]\n");
+        assert_eq!((e.line, e.key.as_str()), (3, "route[0].backends[1]"));
+        assert!(e.message.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn names_unknown_keys() {
+        let e = first_error("[server]\nworkerz = 2\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("workerz"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_route_uri_with_line() {
+        let e = first_error("\n[[route]]\nuri = \"bad host/x\"\nbackends = []\n");
+        assert_eq!((e.line, e.key.as_str()), (3, "route[0].uri"));
+    }
+
+    #[test]
+    fn rejects_https_without_certs() {
+        let e = first_error("[listen]\nhttps = \"127.0.0.1:8443\"\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "listen.https"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let e = first_error("[proxy]\nmax_attempts = = 3\n");
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn accepts_the_contract_sketch() {
+        let text = r#"
+[listen]
+http = "127.0.0.1:8080"
+admin = "127.0.0.1:8082"
+[server]
+workers = 2
+[admin]
+token = ""
+[proxy]
+balancer = "round-robin"
+max_attempts = 3
+connect_timeout = "5s"
+request_timeout = "900s"
+max_conns_per_backend = 500
+[sticky_sessions]
+cookie_names = ["JSESSIONID"]
+[route_services]
+secret = ""
+timeout = "60s"
+[registry]
+nats = { servers = ["nats://127.0.0.1:4222"] }
+etcd = { endpoints = ["http://127.0.0.1:2379"], prefix = "/switchyard/" }
+[[route]]
+uri = "app.example.com/api"
+backends = ["127.0.0.1:9001", { address = "127.0.0.1:9002", instance_id = "i-2" }]
+protocol = "http1"
+strip_prefix = false
+balancer = "least-connections"
+route_service_url = ""
+"#;
+        let config = load_str(text, Path::new("t.toml")).unwrap();
+        assert_eq!(config.routes[0].backends.len(), 2);
+        assert_eq!(config.routes[0].backends[1].instance_id, "i-2");
+    }
+}

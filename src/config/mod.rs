@@ -1,0 +1,311 @@
+//! The TOML config file: its types (this file), loading with file/line/key errors (`load`),
+//! backend entries (`backend`) and durations (`duration`).
+
+mod backend;
+mod duration;
+mod load;
+
+pub use backend::BackendConfig;
+pub use duration::ConfigDuration;
+pub use load::{ConfigError, ConfigErrors, load_file, load_str};
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The whole config file. Every section is optional; see `README.md` for each key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener addresses.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// Certificates for the HTTPS listener, chosen by SNI.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Runtime settings (threads, client-side limits, drain).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Admin API settings.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Forwarding settings shared by all routes.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Sticky-session cookie names (contract section 7).
+    #[serde(default)]
+    pub sticky_sessions: StickySessionsConfig,
+    /// Route-service settings (contract section 8).
+    #[serde(default)]
+    pub route_services: RouteServicesConfig,
+    /// Shared registries (NATS, etcd).
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Static routes.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// Where this config was read from (for error messages and relative paths); not a key.
+    #[serde(skip)]
+    pub source: ConfigSource,
+}
+
+/// The file a config came from, with its text, so later checks can name a line.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// Path as given by the operator (or a label such as `<inline>`).
+    pub path: PathBuf,
+    /// The file's text.
+    pub text: String,
+}
+
+/// `[listen]`: where the router accepts connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Plain HTTP/1.1 + h2c (prior knowledge).
+    #[serde(default = "default_http")]
+    pub http: Option<SocketAddr>,
+    /// HTTPS with ALPN h2 + http/1.1; needs `[tls]`.
+    pub https: Option<Spanned<SocketAddr>>,
+    /// Admin API (`/health`, `/routes`, ...).
+    #[serde(default = "default_admin")]
+    pub admin: Option<SocketAddr>,
+}
+
+fn default_http() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+fn default_admin() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8082)))
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            http: default_http(),
+            https: None,
+            admin: default_admin(),
+        }
+    }
+}
+
+/// `[tls]`: server certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// One or more certificate/key pairs; the SNI name picks one, the first is the default.
+    pub certs: Vec<Spanned<CertConfig>>,
+}
+
+/// One certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertConfig {
+    /// PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[server]`: runtime and client-side limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Runtime threads, each with its own listener socket (`SO_REUSEPORT`); 0 = number of cores.
+    pub workers: usize,
+    /// Time a client has to send a complete request head once it starts one (slowloris guard).
+    pub header_read_timeout: ConfigDuration,
+    /// Idle time after which a keep-alive client connection with no request in flight is closed.
+    pub idle_timeout: ConfigDuration,
+    /// Largest request head accepted (request line + headers); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Time allowed for in-flight requests to finish after SIGTERM/SIGINT.
+    pub drain_timeout: ConfigDuration,
+    /// After SIGUSR1, how long `/health` reports 503 before the listeners close.
+    pub drain_wait: ConfigDuration,
+    /// Time a TLS client has to finish its handshake.
+    pub tls_handshake_timeout: ConfigDuration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            workers: 0,
+            header_read_timeout: ConfigDuration(Duration::from_secs(10)),
+            idle_timeout: ConfigDuration(Duration::from_secs(90)),
+            max_header_bytes: 64 * 1024,
+            drain_timeout: ConfigDuration(Duration::from_secs(30)),
+            drain_wait: ConfigDuration(Duration::from_secs(0)),
+            tls_handshake_timeout: ConfigDuration(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `[admin]`: admin API settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token required on every admin request when non-empty.
+    pub token: String,
+}
+
+/// Load-balancing algorithm names accepted in config and registration messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalancerKind {
+    /// Rotate through endpoints (gorouter's default).
+    #[default]
+    RoundRobin,
+    /// Pick uniformly at random.
+    Random,
+    /// Fewest requests in flight (counted until the response body ends).
+    LeastConnections,
+    /// Power of two choices over peak-EWMA latency.
+    P2cEwma,
+    /// Consistent hashing on a header or cookie.
+    Hash,
+}
+
+/// Upstream protocol of a route's backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 (h2c in plain text, ALPN h2 over TLS); needed for gRPC backends.
+    Http2,
+}
+
+/// `[proxy]`: forwarding settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Default balancer for routes that do not set one.
+    pub balancer: BalancerKind,
+    /// Tries per request, capped by the number of endpoints.
+    pub max_attempts: usize,
+    /// Time to open a TCP connection (and finish TLS) to a backend.
+    pub connect_timeout: ConfigDuration,
+    /// Time for the whole backend exchange, response body included (not for upgrades).
+    pub request_timeout: ConfigDuration,
+    /// In-flight requests per backend per router; 0 = unlimited.
+    pub max_conns_per_backend: usize,
+    /// Idle keep-alive connections kept per backend per worker.
+    pub max_idle_per_backend: usize,
+    /// Idle upstream connections older than this are closed instead of reused.
+    pub upstream_idle_timeout: ConfigDuration,
+    /// PEM bundle trusted for backends' TLS (`tls_port`); empty = system roots.
+    pub backend_ca_file: Option<PathBuf>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            balancer: BalancerKind::RoundRobin,
+            max_attempts: 3,
+            connect_timeout: ConfigDuration(Duration::from_secs(5)),
+            request_timeout: ConfigDuration(Duration::from_secs(900)),
+            max_conns_per_backend: 500,
+            max_idle_per_backend: 128,
+            upstream_idle_timeout: ConfigDuration(Duration::from_secs(60)),
+            backend_ca_file: None,
+        }
+    }
+}
+
+/// `[sticky_sessions]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StickySessionsConfig {
+    /// Application cookies that start a sticky session.
+    pub cookie_names: Vec<String>,
+}
+
+impl Default for StickySessionsConfig {
+    fn default() -> Self {
+        StickySessionsConfig {
+            cookie_names: vec!["JSESSIONID".to_string()],
+        }
+    }
+}
+
+/// `[route_services]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteServicesConfig {
+    /// Shared secret for signatures; empty disables route services.
+    pub secret: String,
+    /// Lifetime of a signature.
+    pub timeout: ConfigDuration,
+    /// PEM bundle trusted for route services' TLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RouteServicesConfig {
+    fn default() -> Self {
+        RouteServicesConfig {
+            secret: String::new(),
+            timeout: ConfigDuration(Duration::from_secs(60)),
+            ca_file: None,
+        }
+    }
+}
+
+/// `[registry]`: shared stores feeding the route table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// NATS servers carrying gorouter's `router.register` messages.
+    pub nats: Option<NatsConfig>,
+    /// etcd endpoints holding one key per endpoint.
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// `[registry.nats]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URLs, such as `nats://127.0.0.1:4222`.
+    pub servers: Vec<String>,
+}
+
+/// `[registry.etcd]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// Client URLs, such as `http://127.0.0.1:2379`.
+    pub endpoints: Vec<String>,
+    /// Key prefix; endpoints live under `<prefix>routes/`.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+}
+
+fn default_etcd_prefix() -> String {
+    "/switchyard/".to_string()
+}
+
+/// One `[[route]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `host[/path]`, `*.domain[/path]` or `/path` (any host).
+    pub uri: Spanned<String>,
+    /// Backend addresses (`"ip:port"`) or tables with TLS and instance data.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+    /// Upstream protocol for these backends.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// Remove the route's path prefix before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Balancer for this route (overrides `[proxy] balancer`).
+    pub balancer: Option<BalancerKind>,
+    /// Route service URL (https only).
+    #[serde(default)]
+    pub route_service_url: String,
+}

@@ -1,0 +1,27 @@
+//! switchyard: an HTTP reverse proxy and load balancer.
+//!
+//! The request path, in the order a request meets it:
+//! [`server`] (accept, TLS, HTTP/1.1 + HTTP/2) -> [`proxy`] (request id, hop-by-hop and
+//! forwarding headers, route lookup, round trip with retries, response) -> [`balance`]
+//! (endpoint choice) -> [`upstream`] (pooled backend connections) -> [`body`] (streaming).
+//! Routes live in [`routing`]; [`config`] reads the TOML file; [`router`] ties it together.
+//!
+//! Embedding: build a [`config::Config`] (for example with [`config::Config::from_toml`]) and
+//! call [`RunningRouter::start`].
+
+pub mod admin;
+pub mod balance;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod lifecycle;
+pub mod logging;
+pub mod proxy;
+pub mod router;
+pub mod routing;
+pub mod server;
+pub mod tls;
+pub mod upstream;
+
+pub use router::{RunningRouter, StartError};

@@ -1,0 +1,94 @@
+//! The router's life: running, draining (`/health` says 503 but traffic still flows), stopping
+//! (listeners closed, connections finish their requests). Also counts open client connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{Notify, watch};
+
+/// Where the router is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving normally.
+    Running,
+    /// Health checks fail so load balancers move away; requests are still served.
+    Draining,
+    /// Listeners are closed; open connections finish what they have and close.
+    Stopping,
+}
+
+/// Shared phase and connection count.
+#[derive(Debug)]
+pub struct Lifecycle {
+    phase: watch::Sender<Phase>,
+    connections: AtomicUsize,
+    idle: Notify,
+}
+
+impl Lifecycle {
+    /// A router that is running with no connection.
+    pub fn new() -> Arc<Lifecycle> {
+        Arc::new(Lifecycle {
+            phase: watch::Sender::new(Phase::Running),
+            connections: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Moves to `phase` (never back to an earlier one).
+    pub fn advance(&self, phase: Phase) {
+        self.phase.send_if_modified(|current| {
+            let later = phase as u8 > *current as u8;
+            if later {
+                *current = phase;
+            }
+            later
+        });
+    }
+
+    /// A receiver that sees phase changes.
+    pub fn watch(&self) -> watch::Receiver<Phase> {
+        self.phase.subscribe()
+    }
+
+    /// Counts an open client connection (or upgraded tunnel) until the guard drops.
+    pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Open client connections and tunnels.
+    pub fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no connection is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.open_connections() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// An open client connection, counted until dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<Lifecycle>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.connections.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The two counts a client connection is part of: the router's and its worker's.
+pub type ConnGuards = (ConnectionGuard, ConnectionGuard);

@@ -1,0 +1,106 @@
+//! Errors the router answers itself, and the one place that maps them to an HTTP status, the
+//! `X-Cf-Routererror` header and a short plain-text body (contract section 3).
+
+use crate::body::ProxyBody;
+use crate::upstream::UpstreamError;
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Response header naming a router-made error.
+pub const X_CF_ROUTERERROR: &str = "x-cf-routererror";
+
+/// Why the router answered instead of a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request had no usable host.
+    #[error("Request has no host.")]
+    EmptyHost,
+    /// No route matches the host and path.
+    #[error("Requested route ('{0}') does not exist.")]
+    UnknownRoute(String),
+    /// The route exists but has no endpoint.
+    #[error("Requested route has no available endpoints.")]
+    NoEndpoints,
+    /// Every endpoint is at `max_conns_per_backend`.
+    #[error("Every endpoint of this route is at its connection limit.")]
+    ConnectionLimit,
+    /// Every attempt failed.
+    #[error("Registered endpoint failed to handle the request.")]
+    EndpointFailure(#[source] UpstreamError),
+    /// CONNECT is not proxied.
+    #[error("CONNECT is not supported.")]
+    ConnectNotSupported,
+}
+
+impl ProxyError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::EmptyHost => StatusCode::BAD_REQUEST,
+            ProxyError::UnknownRoute(_) => StatusCode::NOT_FOUND,
+            ProxyError::NoEndpoints | ProxyError::ConnectionLimit => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::EndpointFailure(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::EndpointFailure(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::ConnectNotSupported => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// Value of `X-Cf-Routererror` (gorouter's vocabulary).
+    pub fn router_error(&self) -> String {
+        match self {
+            ProxyError::EmptyHost => "empty_host".into(),
+            ProxyError::UnknownRoute(_) => "unknown_route".into(),
+            ProxyError::NoEndpoints => "no_endpoints".into(),
+            ProxyError::ConnectionLimit => "Connection Limit Reached".into(),
+            ProxyError::EndpointFailure(cause) => format!("endpoint_failure ({cause})"),
+            ProxyError::ConnectNotSupported => "unsupported_method".into(),
+        }
+    }
+
+    /// The response the client gets.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let status = self.status();
+        let body = format!(
+            "{} {}: {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            self
+        );
+        let mut response = Response::new(ProxyBody::full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(X_CF_ROUTERERROR, header_text(&self.router_error()));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        if matches!(self, ProxyError::EmptyHost | ProxyError::NoEndpoints) {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public,max-age=2"),
+            );
+        }
+        response
+    }
+}
+
+/// A header value from arbitrary text: control characters become spaces, length is capped.
+fn header_text(text: &str) -> HeaderValue {
+    let clean: String = text
+        .chars()
+        .take(512)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("unknown_failure"))
+}

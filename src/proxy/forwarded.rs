@@ -1,0 +1,76 @@
+//! Headers the router adds on the way to the backend: `X-Forwarded-For/Proto/Host`,
+//! `X-Request-Start`, `X-Vcap-Request-Id`, and the endpoint's `X-CF-*` instance headers.
+
+use super::ClientConn;
+use super::request_id::X_VCAP_REQUEST_ID;
+use crate::routing::Endpoint;
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_REQUEST_START: &str = "x-request-start";
+
+/// Adds the forwarding headers for a request from `client`. `authority` is the request's host
+/// as the client wrote it (HTTP/2 `:authority` when there is no `Host`).
+pub fn add(
+    headers: &mut HeaderMap,
+    client: &ClientConn,
+    authority: Option<&str>,
+    request_id: &HeaderValue,
+) {
+    append_forwarded_for(headers, client.ip_header());
+    let proto = if client.tls() { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if !headers.contains_key(X_FORWARDED_HOST) {
+        let host = headers
+            .get(HOST)
+            .cloned()
+            .or_else(|| authority.and_then(|a| a.parse().ok()));
+        if let Some(host) = host {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+    }
+    if !headers.contains_key(X_REQUEST_START) {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        headers.insert(X_REQUEST_START, HeaderValue::from(millis));
+    }
+    headers.insert(X_VCAP_REQUEST_ID, request_id.clone());
+}
+
+/// Appends the client IP to `X-Forwarded-For`, folding several lines into one.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
+    let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
+    let Some(first) = prior.next() else {
+        headers.insert(X_FORWARDED_FOR, ip.clone());
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for more in prior {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(more.as_bytes());
+    }
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(ip.as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+/// Sets the instance headers of the endpoint this attempt goes to.
+pub fn add_instance(headers: &mut HeaderMap, endpoint: &Endpoint) {
+    let instance = &endpoint.headers;
+    headers.insert("x-cf-instanceid", instance.instance_id.clone());
+    match &instance.app_id {
+        Some(app) => headers.insert("x-cf-applicationid", app.clone()),
+        None => headers.remove("x-cf-applicationid"),
+    };
+    match &instance.instance_index {
+        Some(index) => headers.insert("x-cf-instanceindex", index.clone()),
+        None => headers.remove("x-cf-instanceindex"),
+    };
+}

@@ -1,0 +1,182 @@
+//! Hop-by-hop headers (RFC 9110 section 7.6.1): removed in both directions in one scan, with
+//! those named in `Connection`; `TE: trailers` survives; upgrades are re-announced explicitly.
+
+use http::header::{CONNECTION, TE, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+
+/// Headers a client may not strip by naming them in `Connection` (they carry the router's own
+/// information to the backend).
+const PROTECTED: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-start",
+    "x-vcap-request-id",
+    "x-cf-applicationid",
+    "x-cf-instanceid",
+    "x-cf-instanceindex",
+];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "proxy-connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "transfer-encoding"
+            | "upgrade"
+            | "http2-settings"
+    )
+}
+
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// True when any `TE` value lists `trailers` (checked before stripping, as Go does).
+pub fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TE)
+        .iter()
+        .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case("trailers")))
+}
+
+/// The protocol a HTTP/1.1 request asks to switch to (`Connection: upgrade` + `Upgrade`), with
+/// `h2c` removed: h2c upgrades are never forwarded (request smuggling past route rules).
+pub fn requested_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != http::Version::HTTP_11 {
+        return None;
+    }
+    let headers = req.headers();
+    let asks = headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case("upgrade")));
+    if !asks {
+        return None;
+    }
+    let protocols: Vec<&str> = headers
+        .get_all(UPGRADE)
+        .iter()
+        .flat_map(tokens)
+        .filter(|t| !t.eq_ignore_ascii_case("h2c") && t.bytes().all(|b| b.is_ascii_graphic()))
+        .collect();
+    if protocols.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&protocols.join(", ")).ok()
+}
+
+/// Removes hop-by-hop headers and the headers named in `Connection`.
+pub fn strip(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(CONNECTION) {
+        for token in tokens(value) {
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                if !PROTECTED.contains(&name.as_str()) {
+                    named.push(name);
+                }
+            }
+        }
+    }
+    let mut found: [Option<HeaderName>; 9] = Default::default();
+    let mut count = 0;
+    for name in headers.keys() {
+        if is_hop_by_hop(name) && count < found.len() {
+            found[count] = Some(name.clone());
+            count += 1;
+        }
+    }
+    for name in found.into_iter().flatten().chain(named) {
+        headers.remove(&name);
+    }
+}
+
+/// Strips a request's hop-by-hop headers, keeping `TE: trailers` and an upgrade if asked.
+pub fn strip_request(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
+    let trailers = wants_trailers(headers);
+    strip(headers);
+    if trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(protocol) = upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_standard_and_named_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(CONNECTION, HeaderValue::from_static("close, X-Foo"));
+        headers.append(CONNECTION, HeaderValue::from_static(""));
+        headers.append(
+            CONNECTION,
+            HeaderValue::from_static("x-bar , X-Forwarded-For"),
+        );
+        headers.insert("x-foo", HeaderValue::from_static("1"));
+        headers.insert("x-bar", HeaderValue::from_static("1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        headers.insert("te", HeaderValue::from_static("gzip, trailers"));
+        headers.insert("x-end-to-end", HeaderValue::from_static("1"));
+        strip_request(&mut headers, None);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(headers.get("te").unwrap(), "trailers");
+        assert!(headers.contains_key("x-end-to-end"));
+        assert!(
+            headers.contains_key("x-forwarded-for"),
+            "protected from Connection stripping"
+        );
+        for gone in [
+            "connection",
+            "x-foo",
+            "x-bar",
+            "keep-alive",
+            "proxy-connection",
+        ] {
+            assert!(
+                !names.contains(&gone),
+                "{gone} should be stripped: {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn h2c_is_never_an_upgrade() {
+        let req = Request::builder()
+            .header("connection", "Upgrade, HTTP2-Settings")
+            .header("upgrade", "h2c")
+            .body(())
+            .unwrap();
+        assert_eq!(requested_upgrade(&req), None);
+        let req = Request::builder()
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket, H2C")
+            .body(())
+            .unwrap();
+        assert_eq!(requested_upgrade(&req).unwrap(), "websocket");
+        let req = Request::builder()
+            .header("upgrade", "websocket")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            requested_upgrade(&req),
+            None,
+            "Upgrade without Connection: upgrade"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The request path, one module per stage:
+//! request id (`request_id`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
+//! (`forwarded`) -> route lookup (`lookup`) -> upstream target (`target`) -> endpoint selection
+//! and attempts (`round_trip`) -> response handling (`response`, `upgrade`); errors map to
+//! responses in `error`.
+
+mod client;
+mod error;
+mod forwarded;
+mod hop_by_hop;
+mod lookup;
+mod request_id;
+mod response;
+mod round_trip;
+mod target;
+mod upgrade;
+
+pub use client::ClientConn;
+pub use error::{ProxyError, X_CF_ROUTERERROR};
+pub use request_id::X_VCAP_REQUEST_ID;
+pub use round_trip::RetrySettings;
+
+use crate::body::ProxyBody;
+use crate::routing::RouteTable;
+use crate::server::ActiveRequest;
+use crate::upstream::Upstream;
+use arc_swap::ArcSwap;
+use http::{Method, Request, Response};
+use hyper::body::{Body, Incoming};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The route table as the request path sees it: swapped whole on change, read without a lock.
+pub type SharedTable = Arc<ArcSwap<RouteTable>>;
+
+/// Per-request limits.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Attempts and connection limits.
+    pub retry: RetrySettings,
+    /// Time for the whole backend exchange (headers and body).
+    pub request_timeout: Duration,
+}
+
+/// The reverse proxy: turns a client request into a backend request and back.
+#[derive(Debug)]
+pub struct Proxy {
+    table: SharedTable,
+    upstream: Upstream,
+    settings: ProxySettings,
+}
+
+impl Proxy {
+    /// A proxy over `table`, sending through `upstream`.
+    pub fn new(table: SharedTable, upstream: Upstream, settings: ProxySettings) -> Proxy {
+        Proxy {
+            table,
+            upstream,
+            settings,
+        }
+    }
+
+    /// The upstream client (for pool maintenance).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Handles one client request; never fails: errors become router responses.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: Arc<ClientConn>,
+        active: ActiveRequest,
+    ) -> Response<ProxyBody> {
+        let request_id = request_id::new_request_id();
+        let mut response = match self.forward(req, client, active, &request_id).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(%error, "router answered with an error");
+                error.into_response()
+            }
+        };
+        let headers = response.headers_mut();
+        if !headers.contains_key(X_VCAP_REQUEST_ID) {
+            headers.insert(X_VCAP_REQUEST_ID, request_id);
+        }
+        response
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        client: Arc<ClientConn>,
+        active: ActiveRequest,
+        request_id: &http::HeaderValue,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        if req.method() == Method::CONNECT {
+            return Err(ProxyError::ConnectNotSupported);
+        }
+        let route = lookup::route_for(&self.table.load(), &req)?;
+        let upgrade = hop_by_hop::requested_upgrade(&req);
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+        hop_by_hop::strip_request(&mut parts.headers, upgrade.as_ref());
+        forwarded::add(
+            &mut parts.headers,
+            &client,
+            authority.as_deref(),
+            request_id,
+        );
+        target::to_origin_form(&mut parts, &route, authority.as_deref());
+        let body = if body.is_end_stream() {
+            ProxyBody::Empty
+        } else {
+            ProxyBody::Incoming(body)
+        };
+        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
+        let sent = round_trip::send(
+            &self.upstream,
+            &route,
+            Request::from_parts(parts, body),
+            &self.settings.retry,
+            (upgrade.is_none()).then_some(deadline),
+        )
+        .await?;
+        match (upgrade, client_upgrade) {
+            (Some(protocol), Some(client_upgrade)) => {
+                upgrade::finish(sent, &protocol, client_upgrade, client, active, deadline)
+            }
+            _ => Ok(response::stream(
+                sent,
+                self.upstream.max_idle(),
+                active,
+                deadline,
+            )),
+        }
+    }
+}

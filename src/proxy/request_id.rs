@@ -1,0 +1,42 @@
+//! Request ids: random UUIDv4 strings, sent to the backend and echoed to the client as
+//! `X-Vcap-Request-Id`.
+
+use http::HeaderValue;
+
+/// Header carrying the request id.
+pub const X_VCAP_REQUEST_ID: &str = "x-vcap-request-id";
+
+/// A new random (version 4) UUID as a header value.
+pub fn new_request_id() -> HeaderValue {
+    let mut bytes = fastrand::u128(..).to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text[at] = b'-';
+            at += 1;
+        }
+        text[at] = HEX[(byte >> 4) as usize];
+        text[at + 1] = HEX[(byte & 0xf) as usize];
+        at += 2;
+    }
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_like_a_uuid_v4() {
+        let id = new_request_id();
+        let id = id.to_str().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(new_request_id(), new_request_id());
+    }
+}

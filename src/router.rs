@@ -1,0 +1,217 @@
+//! Starting and stopping a whole router: listeners, worker threads, admin API, route table.
+//! This is the embedding entry point: `RunningRouter::start(config)`.
+
+use crate::admin;
+use crate::config::Config;
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::proxy::{Proxy, ProxySettings, RetrySettings, SharedTable};
+use crate::routing::RouteTable;
+use crate::server::{ListenError, ServeSettings, WorkerListeners, bind_shared, spawn_worker};
+use crate::tls::{self, BackendTls, TlsError};
+use crate::upstream::{Upstream, UpstreamSettings};
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio_rustls::TlsAcceptor;
+
+/// Why a router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be opened (port in use, bad address).
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// A certificate, key or CA file could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// A thread could not be started.
+    #[error("cannot start thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A router that is serving.
+pub struct RunningRouter {
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    lifecycle: Arc<Lifecycle>,
+    table: SharedTable,
+    drain_wait: Duration,
+    workers: Vec<JoinHandle<()>>,
+    admin_thread: Option<JoinHandle<()>>,
+}
+
+fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl RunningRouter {
+    /// Opens the listeners and starts serving `config`.
+    pub fn start(config: Config) -> Result<RunningRouter, StartError> {
+        let workers = worker_count(config.server.workers);
+        let http = match config.listen.http {
+            Some(address) => bind_shared("listen.http", address, workers)?,
+            None => Vec::new(),
+        };
+        let https = match &config.listen.https {
+            Some(address) => bind_shared("listen.https", *address.get_ref(), workers)?,
+            None => Vec::new(),
+        };
+        let acceptor = match &config.tls {
+            Some(tls_config) if !https.is_empty() => {
+                let certs = tls_config
+                    .certs
+                    .iter()
+                    .map(|c| {
+                        let c = c.get_ref();
+                        tls::load_certified_key(&config.resolve(&c.cert), &config.resolve(&c.key))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(TlsAcceptor::from(tls::server_config(certs)))
+            }
+            _ => None,
+        };
+        let admin_listener = match config.listen.admin {
+            Some(address) => Some(bind_shared("listen.admin", address, 1)?.remove(0)),
+            None => None,
+        };
+        let roots = match &config.proxy.backend_ca_file {
+            Some(path) => Some(tls::load_roots(&config.resolve(path))?),
+            None => None,
+        };
+
+        let local = |l: &Vec<std::net::TcpListener>| l.first().and_then(|l| l.local_addr().ok());
+        let (http_addr, https_addr) = (local(&http), local(&https));
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+        let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::from_config(
+            &config.routes,
+            config.proxy.balancer,
+        )));
+        let lifecycle = Lifecycle::new();
+        let settings = Arc::new(ServeSettings::new(&config.server));
+        let upstream = Upstream::new(
+            UpstreamSettings {
+                connect_timeout: config.proxy.connect_timeout.0,
+                idle_timeout: config.proxy.upstream_idle_timeout.0,
+                max_idle: config.proxy.max_idle_per_backend,
+            },
+            BackendTls::new(roots),
+        );
+        let proxy = Arc::new(Proxy::new(
+            table.clone(),
+            upstream,
+            ProxySettings {
+                retry: RetrySettings {
+                    max_attempts: config.proxy.max_attempts,
+                    max_conns_per_backend: config.proxy.max_conns_per_backend,
+                },
+                request_timeout: config.proxy.request_timeout.0,
+            },
+        ));
+
+        let mut http = http.into_iter();
+        let mut https = https.into_iter();
+        let mut handles = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let listeners = WorkerListeners {
+                http: http.next(),
+                https: https.next().zip(acceptor.clone()),
+            };
+            handles.push(spawn_worker(
+                index,
+                listeners,
+                proxy.clone(),
+                settings.clone(),
+                lifecycle.clone(),
+                config.server.drain_timeout.0,
+            )?);
+        }
+        let admin_thread = match admin_listener {
+            Some(listener) => Some(admin::spawn(
+                listener,
+                admin::AdminState {
+                    table: table.clone(),
+                    lifecycle: lifecycle.clone(),
+                    token: config.admin.token.clone(),
+                },
+            )?),
+            None => None,
+        };
+        tracing::info!(
+            http = ?http_addr,
+            https = ?https_addr,
+            admin = ?admin_addr,
+            workers,
+            routes = config.routes.len(),
+            "switchyard is serving"
+        );
+        Ok(RunningRouter {
+            http: http_addr,
+            https: https_addr,
+            admin: admin_addr,
+            lifecycle,
+            table,
+            drain_wait: config.server.drain_wait.0,
+            workers: handles,
+            admin_thread,
+        })
+    }
+
+    /// Address of the plain HTTP listener.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
+    }
+
+    /// Address of the HTTPS listener.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https
+    }
+
+    /// Address of the admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// Replaces the static routes with those of `config` (listeners and limits stay).
+    pub fn reload_routes(&self, config: &Config) {
+        let table = RouteTable::from_config(&config.routes, config.proxy.balancer);
+        self.table.store(Arc::new(table));
+        tracing::info!(routes = config.routes.len(), "routes reloaded");
+    }
+
+    /// Stops accepting; open connections finish their requests (up to the drain timeout).
+    pub fn stop(&self) {
+        self.lifecycle.advance(Phase::Stopping);
+    }
+
+    /// `/health` turns 503 now; after `drain_wait` the router stops as with [`Self::stop`].
+    pub fn drain(&self) {
+        self.lifecycle.advance(Phase::Draining);
+        let lifecycle = self.lifecycle.clone();
+        let wait = self.drain_wait;
+        std::thread::spawn(move || {
+            std::thread::sleep(wait);
+            lifecycle.advance(Phase::Stopping);
+        });
+    }
+
+    /// True once every worker has finished.
+    pub fn is_finished(&self) -> bool {
+        self.workers.iter().all(|w| w.is_finished())
+    }
+
+    /// Waits until the router has stopped and drained.
+    pub fn wait(self) {
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+        if let Some(admin) = self.admin_thread {
+            let _ = admin.join();
+        }
+    }
+}

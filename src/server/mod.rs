@@ -1,0 +1,13 @@
+//! Accepting and serving client connections: listening sockets (`listener`), per-connection
+//! timeout state (`conn_state`), serving one connection (`connection`) and the worker threads
+//! that run them (`worker`).
+
+mod conn_state;
+mod connection;
+mod listener;
+mod worker;
+
+pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
+pub use connection::{ConnContext, ServeSettings, serve};
+pub use listener::{ListenError, bind_shared};
+pub use worker::{WorkerListeners, spawn_worker};

@@ -1,0 +1,136 @@
+//! A worker thread: one single-threaded tokio runtime with its own listening sockets. Requests
+//! never hop between threads; the upstream pool is per worker too.
+
+use super::connection::{ConnContext, ServeSettings, serve};
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::proxy::Proxy;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// The sockets one worker accepts on.
+pub struct WorkerListeners {
+    /// Plain HTTP/1.1 + h2c.
+    pub http: Option<std::net::TcpListener>,
+    /// HTTPS, with the acceptor holding the certificates.
+    pub https: Option<(std::net::TcpListener, TlsAcceptor)>,
+}
+
+/// Starts worker `index`; it returns once the router stopped and its connections drained (or
+/// `drain_timeout` passed).
+pub fn spawn_worker(
+    index: usize,
+    listeners: WorkerListeners,
+    proxy: Arc<Proxy>,
+    settings: Arc<ServeSettings>,
+    lifecycle: Arc<Lifecycle>,
+    drain_timeout: Duration,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("switchyard-worker-{index}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start worker runtime");
+                    return;
+                }
+            };
+            runtime.block_on(run(listeners, proxy, settings, lifecycle, drain_timeout));
+        })
+}
+
+async fn run(
+    listeners: WorkerListeners,
+    proxy: Arc<Proxy>,
+    settings: Arc<ServeSettings>,
+    lifecycle: Arc<Lifecycle>,
+    drain_timeout: Duration,
+) {
+    let local = Lifecycle::new();
+    let accept = |listener: std::net::TcpListener, tls: Option<TlsAcceptor>| {
+        let ctx = (
+            proxy.clone(),
+            settings.clone(),
+            lifecycle.clone(),
+            local.clone(),
+        );
+        async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => accept_loop(listener, tls, ctx).await,
+                Err(error) => tracing::error!(%error, "cannot register listener"),
+            }
+        }
+    };
+    if let Some(listener) = listeners.http {
+        tokio::spawn(accept(listener, None));
+    }
+    if let Some((listener, acceptor)) = listeners.https {
+        tokio::spawn(accept(listener, Some(acceptor)));
+    }
+    let sweeper = proxy.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            sweeper.upstream().sweep_idle();
+        }
+    });
+    let mut phase = lifecycle.watch();
+    while *phase.borrow_and_update() != Phase::Stopping {
+        if phase.changed().await.is_err() {
+            break;
+        }
+    }
+    if tokio::time::timeout(drain_timeout, local.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = local.open_connections(),
+            "drain timeout: closing connections that are still open"
+        );
+    }
+}
+
+type AcceptContext = (
+    Arc<Proxy>,
+    Arc<ServeSettings>,
+    Arc<Lifecycle>,
+    Arc<Lifecycle>,
+);
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: AcceptContext) {
+    let (proxy, settings, lifecycle, local) = ctx;
+    let mut phase: watch::Receiver<Phase> = lifecycle.watch();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let guards = (lifecycle.connection(), local.connection());
+                    let ctx = ConnContext {
+                        proxy: proxy.clone(),
+                        settings: settings.clone(),
+                        phase: lifecycle.watch(),
+                    };
+                    tokio::spawn(serve(stream, peer, tls.clone(), ctx, guards));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() == Phase::Stopping {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Opening a connection to an endpoint: TCP (no Nagle), optional TLS with SNI and ALPN, then the
+//! HTTP/1.1 or HTTP/2 handshake, with the connection's driver task spawned on this thread.
+
+use super::UpstreamError;
+use super::pool::Sender;
+use crate::body::ProxyBody;
+use crate::config::UpstreamProtocol;
+use crate::routing::Endpoint;
+use crate::tls::BackendTls;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Opens connections to endpoints.
+#[derive(Debug)]
+pub(super) struct Connector {
+    tls: BackendTls,
+    timeout: Duration,
+}
+
+impl Connector {
+    pub(super) fn new(tls: BackendTls, timeout: Duration) -> Connector {
+        Connector { tls, timeout }
+    }
+
+    /// Connects (TCP, TLS, HTTP handshake) within the connect timeout.
+    pub(super) async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, UpstreamError> {
+        tokio::time::timeout(self.timeout, self.connect_inner(endpoint))
+            .await
+            .unwrap_or(Err(UpstreamError::ConnectTimeout(self.timeout)))
+    }
+
+    async fn connect_inner(&self, endpoint: &Endpoint) -> Result<Sender, UpstreamError> {
+        let tcp = TcpStream::connect(endpoint.address)
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let Some(name) = &endpoint.tls_name else {
+            return handshake(tcp, endpoint.protocol).await;
+        };
+        let config = match endpoint.protocol {
+            UpstreamProtocol::Http1 => self.tls.http1.clone(),
+            UpstreamProtocol::Http2 => self.tls.http2.clone(),
+        };
+        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+            UpstreamError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        })?;
+        let tls = TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .map_err(UpstreamError::Tls)?;
+        handshake(tls, endpoint.protocol).await
+    }
+}
+
+async fn handshake<T>(io: T, protocol: UpstreamProtocol) -> Result<Sender, UpstreamError>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = TokioIo::new(io);
+    match protocol {
+        UpstreamProtocol::Http1 => {
+            let (sender, conn) = http1::Builder::new().handshake::<_, ProxyBody>(io).await?;
+            tokio::spawn(async move {
+                if let Err(error) = conn.with_upgrades().await {
+                    tracing::debug!(%error, "upstream http1 connection ended");
+                }
+            });
+            Ok(Sender::Http1(sender))
+        }
+        UpstreamProtocol::Http2 => {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Duration::from_secs(30))
+                .handshake::<_, ProxyBody>(io)
+                .await?;
+            tokio::spawn(async move {
+                if let Err(error) = conn.await {
+                    tracing::debug!(%error, "upstream http2 connection ended");
+                }
+            });
+            Ok(Sender::Http2(sender))
+        }
+    }
+}

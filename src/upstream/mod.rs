@@ -1,0 +1,188 @@
+//! The upstream side: connecting to endpoints (`connect`), the per-thread pool of keep-alive
+//! connections (`pool`), and sending one request to one endpoint (`Upstream::send`).
+
+mod connect;
+mod lease;
+mod pool;
+
+pub use lease::{EndpointInFlight, ResponseLease};
+pub(crate) use pool::PoolKey;
+pub use pool::Pooled;
+
+use crate::body::ProxyBody;
+use crate::config::UpstreamProtocol;
+use crate::routing::Endpoint;
+use crate::tls::BackendTls;
+use connect::Connector;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use pool::Sender;
+use std::time::Duration;
+
+/// Why one attempt to one endpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP connect failed (refused, unreachable, ...).
+    #[error("dial {0}")]
+    Connect(std::io::Error),
+    /// TCP connect or TLS handshake did not finish in time.
+    #[error("dial timeout after {0:?}")]
+    ConnectTimeout(Duration),
+    /// The TLS handshake with the backend failed.
+    #[error("tls handshake: {0}")]
+    Tls(std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    /// No response headers within the request timeout.
+    #[error("backend did not respond within {0:?}")]
+    Timeout(Duration),
+    /// The backend answered an upgrade with another protocol, or not with 101.
+    #[error("upgrade failed: {0}")]
+    Upgrade(String),
+}
+
+impl UpstreamError {
+    /// True when no request byte can have reached the backend (connect and TLS failures).
+    pub fn before_request(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Connect(_) | UpstreamError::ConnectTimeout(_) | UpstreamError::Tls(_)
+        )
+    }
+}
+
+/// A failed send. `request` is handed back when it was never written, so it can go elsewhere.
+#[derive(Debug)]
+pub struct SendError {
+    /// What failed.
+    pub error: UpstreamError,
+    /// The untouched request, when it was not sent.
+    pub request: Option<Request<ProxyBody>>,
+}
+
+/// Settings for reaching backends.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// TCP connect + TLS handshake limit.
+    pub connect_timeout: Duration,
+    /// Idle connections older than this are not reused.
+    pub idle_timeout: Duration,
+    /// Idle connections kept per backend per thread.
+    pub max_idle: usize,
+}
+
+/// Sends requests to endpoints over pooled connections.
+#[derive(Debug)]
+pub struct Upstream {
+    connector: Connector,
+    settings: UpstreamSettings,
+}
+
+impl Upstream {
+    /// A client with these settings and TLS trust.
+    pub fn new(settings: UpstreamSettings, tls: BackendTls) -> Upstream {
+        Upstream {
+            connector: Connector::new(tls, settings.connect_timeout),
+            settings,
+        }
+    }
+
+    /// Sends `req` to `endpoint`. On success returns the response head and the connection to
+    /// give back when the response body ends (HTTP/1.1; HTTP/2 connections stay shared).
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        req: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+        let key = PoolKey::of(endpoint);
+        match endpoint.protocol {
+            UpstreamProtocol::Http1 => self.send_http1(endpoint, key, req).await,
+            UpstreamProtocol::Http2 => self.send_http2(endpoint, key, req).await,
+        }
+    }
+
+    async fn send_http1(
+        &self,
+        endpoint: &Endpoint,
+        key: PoolKey,
+        mut req: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+        // An idle connection may have been closed by the backend a moment ago: when hyper hands
+        // the request back unsent, try the next idle one, then a fresh connection.
+        while let Some(mut sender) = pool::take_http1(key, self.settings.idle_timeout).await {
+            match sender.try_send_request(req).await {
+                Ok(response) => return Ok((response, Some(Pooled::new(key, sender)))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(send_error(e.into_error(), None)),
+                },
+            }
+        }
+        let mut sender = match self.connector.connect(endpoint).await {
+            Ok(Sender::Http1(sender)) => sender,
+            Ok(Sender::Http2(_)) => unreachable!("an http1 endpoint yields http1 connections"),
+            Err(error) => {
+                return Err(SendError {
+                    error,
+                    request: Some(req),
+                });
+            }
+        };
+        match sender.try_send_request(req).await {
+            Ok(response) => Ok((response, Some(Pooled::new(key, sender)))),
+            Err(mut e) => {
+                let unsent = e.take_message();
+                Err(send_error(e.into_error(), unsent))
+            }
+        }
+    }
+
+    async fn send_http2(
+        &self,
+        endpoint: &Endpoint,
+        key: PoolKey,
+        req: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+        let mut sender = match pool::shared_http2(key) {
+            Some(sender) => sender,
+            None => match self.connector.connect(endpoint).await {
+                Ok(Sender::Http2(sender)) => {
+                    pool::share_http2(key, sender.clone());
+                    sender
+                }
+                Ok(Sender::Http1(_)) => unreachable!("an http2 endpoint yields http2 connections"),
+                Err(error) => {
+                    return Err(SendError {
+                        error,
+                        request: Some(req),
+                    });
+                }
+            },
+        };
+        match sender.try_send_request(req).await {
+            Ok(response) => Ok((response, None)),
+            Err(mut e) => {
+                let unsent = e.take_message();
+                Err(send_error(e.into_error(), unsent))
+            }
+        }
+    }
+
+    /// Closes idle connections that expired or that their backend closed (run periodically).
+    pub fn sweep_idle(&self) {
+        pool::sweep(self.settings.idle_timeout, self.settings.max_idle);
+    }
+
+    /// Idle connections kept per backend per thread.
+    pub fn max_idle(&self) -> usize {
+        self.settings.max_idle
+    }
+}
+
+fn send_error(error: hyper::Error, request: Option<Request<ProxyBody>>) -> SendError {
+    SendError {
+        error: UpstreamError::Http(error),
+        request,
+    }
+}
