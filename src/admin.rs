@@ -53,7 +53,9 @@ async fn serve(listener: std::net::TcpListener, state: AdminState) {
         Err(error) => return tracing::error!(%error, "cannot register admin listener"),
     };
     let state = Arc::new(state);
-    let mut phase = state.lifecycle.watch();
+    let lifecycle = state.lifecycle.clone();
+    let stopping = lifecycle.stopping();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -71,11 +73,7 @@ async fn serve(listener: std::net::TcpListener, state: AdminState) {
                     }
                 });
             }
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() == Phase::Stopping {
-                    return;
-                }
-            }
+            () = &mut stopping => return,
         }
     }
 }

@@ -55,6 +55,13 @@ impl Lifecycle {
         self.phase.subscribe()
     }
 
+    /// Resolves once the router is stopping (at once if it already is).
+    pub async fn stopping(&self) {
+        let mut phase = self.phase.subscribe();
+        // `wait_for` checks the current value first, so a stop that came earlier is not missed.
+        let _ = phase.wait_for(|p| *p == Phase::Stopping).await;
+    }
+
     /// Counts an open client connection (or upgraded tunnel) until the guard drops.
     pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
         self.connections.fetch_add(1, Ordering::Relaxed);

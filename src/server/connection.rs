@@ -2,7 +2,7 @@
 //! from the preface), header-read and idle timeouts, and graceful close when the router stops.
 
 use super::{ConnState, TrackedIo};
-use crate::lifecycle::{ConnGuards, Phase};
+use crate::lifecycle::{ConnGuards, Lifecycle};
 use crate::proxy::{ClientConn, Proxy};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// Client-side limits and the protocol builder shared by a worker's connections.
@@ -56,8 +55,8 @@ pub struct ConnContext {
     pub proxy: Arc<Proxy>,
     /// Limits and builder.
     pub settings: Arc<ServeSettings>,
-    /// Phase changes (stop = graceful close).
-    pub phase: watch::Receiver<Phase>,
+    /// The router's lifecycle (stop = graceful close).
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 /// Serves `stream` until the client leaves, a timeout fires, or the router stops.
@@ -100,7 +99,7 @@ where
     let ConnContext {
         proxy,
         settings,
-        mut phase,
+        lifecycle,
     } = ctx;
     let client = Arc::new(client);
     let service_state = state.clone();
@@ -118,10 +117,9 @@ where
     let check_every = settings.header_timeout.min(settings.idle_timeout);
     let timer = tokio::time::sleep(check_every);
     tokio::pin!(timer);
-    let mut stopping = *phase.borrow() == Phase::Stopping;
-    if stopping {
-        conn.as_mut().graceful_shutdown();
-    }
+    let stop = lifecycle.stopping();
+    tokio::pin!(stop);
+    let mut stopping = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -130,11 +128,9 @@ where
                 }
                 return;
             }
-            changed = phase.changed(), if !stopping => {
-                if changed.is_err() || *phase.borrow() == Phase::Stopping {
-                    stopping = true;
-                    conn.as_mut().graceful_shutdown();
-                }
+            () = &mut stop, if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
             }
             () = timer.as_mut() => {
                 let left = state.time_left(settings.header_timeout, settings.idle_timeout);

@@ -2,13 +2,12 @@
 //! never hop between threads; the upstream pool is per worker too.
 
 use super::connection::{ConnContext, ServeSettings, serve};
-use crate::lifecycle::{Lifecycle, Phase};
+use crate::lifecycle::Lifecycle;
 use crate::proxy::Proxy;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// The sockets one worker accepts on.
@@ -81,12 +80,7 @@ async fn run(
             sweeper.upstream().sweep_idle();
         }
     });
-    let mut phase = lifecycle.watch();
-    while *phase.borrow_and_update() != Phase::Stopping {
-        if phase.changed().await.is_err() {
-            break;
-        }
-    }
+    lifecycle.stopping().await;
     if tokio::time::timeout(drain_timeout, local.wait_idle())
         .await
         .is_err()
@@ -107,7 +101,8 @@ type AcceptContext = (
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: AcceptContext) {
     let (proxy, settings, lifecycle, local) = ctx;
-    let mut phase: watch::Receiver<Phase> = lifecycle.watch();
+    let stopping = lifecycle.stopping();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -116,7 +111,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Accep
                     let ctx = ConnContext {
                         proxy: proxy.clone(),
                         settings: settings.clone(),
-                        phase: lifecycle.watch(),
+                        lifecycle: lifecycle.clone(),
                     };
                     tokio::spawn(serve(stream, peer, tls.clone(), ctx, guards));
                 }
@@ -126,11 +121,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Accep
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() == Phase::Stopping {
-                    return;
-                }
-            }
+            () = &mut stopping => return,
         }
     }
 }

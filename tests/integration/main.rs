@@ -1,0 +1,6 @@
+//! Integration tests: real backends, the real router and real clients on loopback.
+
+mod support;
+
+mod conformance;
+mod routing;

@@ -1,0 +1,313 @@
+//! Test harness: real backends on loopback, the real router, real clients.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use switchyard::RunningRouter;
+use switchyard::config::Config;
+use tokio::net::TcpListener;
+
+/// Body type of test backends.
+pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<TestBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> TestBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A backend server on a loopback port, counting accepted connections.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    /// Serves HTTP/1.1 and h2c with `handler`.
+    pub async fn start<F, Fut>(handler: F) -> Backend
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::serve(listener, handler)
+    }
+
+    fn serve(listener: TcpListener, handler: Handler) -> Backend {
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, Infallible>(handler(req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Backend {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    /// A backend answering with a JSON description of the request it received.
+    pub async fn echo(name: &'static str) -> Backend {
+        Backend::start(move |req| echo_response(name, req)).await
+    }
+
+    /// Restarts serving on the same port after a drop (for restart tests).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Describes the request as JSON: method, uri, version, headers (in order), body.
+pub async fn echo_response(name: &str, req: Request<Incoming>) -> Response<TestBody> {
+    let (parts, body) = req.into_parts();
+    let collected = body.collect().await;
+    let (body, trailers) = match collected {
+        Ok(c) => {
+            let trailers: Vec<(String, String)> = c
+                .trailers()
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (c.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::new(), Vec::new()),
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let value = json!({
+        "backend": name,
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": body.len(),
+        "body": String::from_utf8_lossy(&body[..body.len().min(256)]),
+        "trailers": trailers,
+    });
+    let mut response = Response::new(full(value.to_string()));
+    response
+        .headers_mut()
+        .insert("x-backend", http::HeaderValue::from_str(name).unwrap());
+    response
+}
+
+/// Reads the echo JSON: all values of a header the backend saw (lower-case name).
+pub fn seen(echo: &Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A router started in-process from config text.
+pub struct TestRouter {
+    router: Option<RunningRouter>,
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// Listener and server sections for tests: ephemeral ports, two workers, short drain.
+pub const BASE: &str = r#"
+[listen]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[server]
+workers = 2
+drain_timeout = "300ms"
+"#;
+
+impl TestRouter {
+    /// Starts a router from complete config text.
+    pub fn start(text: &str) -> TestRouter {
+        let config =
+            Config::from_toml(text).unwrap_or_else(|e| panic!("bad test config: {e}\n{text}"));
+        Self::start_config(config)
+    }
+
+    /// Starts a router from a config.
+    pub fn start_config(config: Config) -> TestRouter {
+        let router = RunningRouter::start(config).expect("router starts");
+        TestRouter {
+            http: router.http_addr().unwrap(),
+            https: router.https_addr(),
+            admin: router.admin_addr().unwrap(),
+            router: Some(router),
+        }
+    }
+
+    /// Starts a router with [`BASE`] plus `routes`.
+    pub fn with_routes(routes: &str) -> TestRouter {
+        Self::start(&format!("{BASE}\n{routes}"))
+    }
+
+    /// `http://<router>` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// The running router.
+    pub fn router(&self) -> &RunningRouter {
+        self.router.as_ref().unwrap()
+    }
+}
+
+impl Drop for TestRouter {
+    fn drop(&mut self) {
+        if let Some(router) = self.router.take() {
+            router.stop();
+            router.wait();
+        }
+    }
+}
+
+/// A `[[route]]` block for `uri` over `backends`.
+pub fn route(uri: &str, backends: &[&Backend]) -> String {
+    let list: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr)).collect();
+    format!(
+        "[[route]]\nuri = \"{uri}\"\nbackends = [{}]\n",
+        list.join(", ")
+    )
+}
+
+/// Sends one request over a new HTTP/1.1 connection.
+pub async fn send(addr: SocketAddr, req: Request<TestBody>) -> Response<Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req).await.unwrap()
+}
+
+/// Sends one request over a new h2c connection.
+pub async fn send_h2(addr: SocketAddr, req: Request<TestBody>) -> Response<Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req).await.unwrap()
+}
+
+/// GET `path` with `Host: host` over HTTP/1.1.
+pub async fn get(router: &TestRouter, host: &str, path: &str) -> Response<Incoming> {
+    let req = Request::get(path)
+        .header("host", host)
+        .body(full(""))
+        .unwrap();
+    send(router.http, req).await
+}
+
+/// The whole body as text.
+pub async fn text(response: Response<Incoming>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The whole body as JSON.
+pub async fn json_body(response: Response<Incoming>) -> Value {
+    let body = text(response).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Runs a command (curl, python, ...) to completion, with a time limit.
+pub async fn run(program: &str, args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} timed out"))
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+/// Sends raw bytes on a new connection and reads until the peer closes (or `limit` passes).
+pub async fn raw(addr: SocketAddr, request: &[u8], limit: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A body fed frame by frame through a channel; it ends when the sender drops.
+pub fn channel_body() -> (
+    tokio::sync::mpsc::Sender<hyper::body::Frame<Bytes>>,
+    TestBody,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    (tx, ChannelBody(rx).boxed())
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<hyper::body::Frame<Bytes>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+}
