@@ -50,11 +50,6 @@ impl Lifecycle {
         });
     }
 
-    /// A receiver that sees phase changes.
-    pub fn watch(&self) -> watch::Receiver<Phase> {
-        self.phase.subscribe()
-    }
-
     /// Resolves once the router is stopping (at once if it already is).
     pub async fn stopping(&self) {
         let mut phase = self.phase.subscribe();

@@ -101,8 +101,9 @@ pub fn strip(headers: &mut HeaderMap) {
 }
 
 /// Strips a request's hop-by-hop headers, keeping `TE: trailers` and an upgrade if asked.
-pub fn strip_request(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
-    let trailers = wants_trailers(headers);
+/// An HTTP/2 client can always take trailers, so its requests announce `TE: trailers`.
+pub fn strip_request(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>, http2_client: bool) {
+    let trailers = http2_client || wants_trailers(headers);
     strip(headers);
     if trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
@@ -133,7 +134,7 @@ mod tests {
         headers.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
         headers.insert("te", HeaderValue::from_static("gzip, trailers"));
         headers.insert("x-end-to-end", HeaderValue::from_static("1"));
-        strip_request(&mut headers, None);
+        strip_request(&mut headers, None, false);
         let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(headers.get("te").unwrap(), "trailers");
         assert!(headers.contains_key("x-end-to-end"));

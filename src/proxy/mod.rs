@@ -102,7 +102,8 @@ impl Proxy {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-        hop_by_hop::strip_request(&mut parts.headers, upgrade.as_ref());
+        let http2_client = parts.version == http::Version::HTTP_2;
+        hop_by_hop::strip_request(&mut parts.headers, upgrade.as_ref(), http2_client);
         forwarded::add(
             &mut parts.headers,
             &client,

@@ -311,3 +311,72 @@ impl hyper::body::Body for ChannelBody {
         self.0.poll_recv(cx).map(|frame| frame.map(Ok))
     }
 }
+
+/// A fresh folder under the system temp dir.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-test-{}-{label}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A test CA and leaf certificates signed by it, written as PEM files.
+pub struct TestPki {
+    pub dir: std::path::PathBuf,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestPki {
+    /// A new CA; its certificate is `<dir>/ca.pem`.
+    pub fn new() -> TestPki {
+        let dir = temp_dir("pki");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "switchyard test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();
+        TestPki {
+            dir,
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// Path of the CA certificate.
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Issues a leaf for `names`; returns (cert path, key path).
+    pub fn leaf(&self, label: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{label}.pem")),
+            self.dir.join(format!("{label}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+}
+
+/// Python with grpcio: `$SWITCHYARD_PYTHON`, else the project's `.venv`, else `python3`.
+pub fn python() -> String {
+    if let Ok(python) = std::env::var("SWITCHYARD_PYTHON") {
+        return python;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    if std::path::Path::new(venv).exists() {
+        return venv.to_string();
+    }
+    "python3".to_string()
+}
