@@ -149,7 +149,7 @@ fn routes(state: &AdminState) -> Value {
                 json!({
                     "address": e.address.to_string(),
                     "tls": e.tls_name.is_some(),
-                    "server_cert_domain_san": e.tls_name,
+                    "server_cert_domain_san": e.tls_name.as_deref(),
                     "protocol": e.protocol,
                     "app_id": e.app_id,
                     "private_instance_id": e.instance_id,

@@ -26,16 +26,28 @@ pub enum ProxyError {
     /// Every attempt failed.
     #[error("Registered endpoint failed to handle the request.")]
     EndpointFailure(#[source] UpstreamError),
+    /// The client's request body broke off or was malformed while it was being forwarded.
+    #[error("The request body could not be read.")]
+    ClientBody(#[source] UpstreamError),
     /// CONNECT is not proxied.
     #[error("CONNECT is not supported.")]
     ConnectNotSupported,
 }
 
 impl ProxyError {
+    /// The error for a failed attempt that cannot be retried: the client's fault when its own
+    /// body broke, the endpoint's otherwise.
+    pub fn from_attempt(error: UpstreamError) -> ProxyError {
+        match &error {
+            UpstreamError::Http(e) if e.is_user() => ProxyError::ClientBody(error),
+            _ => ProxyError::EndpointFailure(error),
+        }
+    }
+
     /// HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::EmptyHost => StatusCode::BAD_REQUEST,
+            ProxyError::EmptyHost | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             ProxyError::NoEndpoints | ProxyError::ConnectionLimit => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -54,6 +66,7 @@ impl ProxyError {
             ProxyError::NoEndpoints => "no_endpoints".into(),
             ProxyError::ConnectionLimit => "Connection Limit Reached".into(),
             ProxyError::EndpointFailure(cause) => format!("endpoint_failure ({cause})"),
+            ProxyError::ClientBody(_) => "bad_request_body".into(),
             ProxyError::ConnectNotSupported => "unsupported_method".into(),
         }
     }

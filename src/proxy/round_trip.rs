@@ -86,7 +86,7 @@ pub async fn send(
                         req = unsent;
                         last_error = Some(error);
                     }
-                    None => return Err(ProxyError::EndpointFailure(error)),
+                    None => return Err(ProxyError::from_attempt(error)),
                 }
             }
         }

@@ -51,7 +51,7 @@ pub struct Endpoint {
     /// Where to connect.
     pub address: SocketAddr,
     /// `Some(name)` to connect with TLS and verify the certificate for `name`.
-    pub tls_name: Option<String>,
+    pub tls_name: Option<Arc<str>>,
     /// Upstream protocol.
     pub protocol: UpstreamProtocol,
     /// Application id (`X-CF-ApplicationID`).
@@ -72,10 +72,8 @@ impl Endpoint {
     /// Builds an endpoint from a static backend entry.
     pub fn from_config(backend: &BackendConfig, protocol: UpstreamProtocol) -> Endpoint {
         let tls_name = backend.tls.then(|| {
-            backend
-                .server_cert_domain_san
-                .clone()
-                .unwrap_or_else(|| backend.address.ip().to_string())
+            let name = backend.server_cert_domain_san.clone();
+            Arc::from(name.unwrap_or_else(|| backend.address.ip().to_string()))
         });
         let instance_id = if backend.instance_id.is_empty() {
             backend.address.to_string()

@@ -46,7 +46,7 @@ impl Connector {
             UpstreamProtocol::Http1 => self.tls.http1.clone(),
             UpstreamProtocol::Http2 => self.tls.http2.clone(),
         };
-        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+        let server_name = ServerName::try_from(name.to_string()).map_err(|e| {
             UpstreamError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
         })?;
         let tls = TlsConnector::from(config)

@@ -110,7 +110,7 @@ impl Upstream {
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
         // An idle connection may have been closed by the backend a moment ago: when hyper hands
         // the request back unsent, try the next idle one, then a fresh connection.
-        while let Some(mut sender) = pool::take_http1(key, self.settings.idle_timeout).await {
+        while let Some(mut sender) = pool::take_http1(&key, self.settings.idle_timeout).await {
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok((response, Some(Pooled::new(key, sender)))),
                 Err(mut e) => match e.take_message() {
@@ -144,7 +144,7 @@ impl Upstream {
         key: PoolKey,
         req: Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
-        let mut sender = match pool::shared_http2(key) {
+        let mut sender = match pool::shared_http2(&key) {
             Some(sender) => sender,
             None => match self.connector.connect(endpoint).await {
                 Ok(Sender::Http2(sender)) => {

@@ -8,22 +8,24 @@ use hyper::client::conn::{http1, http2};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Which connections can serve an endpoint: same address, TLS or not, same protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which connections can serve an endpoint: same address, same protocol, and the same TLS
+/// name verified (a connection checked for one name never serves a route expecting another).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
     address: SocketAddr,
-    tls: bool,
     protocol: UpstreamProtocol,
+    tls_name: Option<Arc<str>>,
 }
 
 impl PoolKey {
     pub(crate) fn of(endpoint: &Endpoint) -> PoolKey {
         PoolKey {
             address: endpoint.address,
-            tls: endpoint.tls_name.is_some(),
             protocol: endpoint.protocol,
+            tls_name: endpoint.tls_name.clone(),
         }
     }
 }
@@ -80,11 +82,11 @@ thread_local! {
 
 /// The most recently used live idle connection to `key`, ready for a request.
 pub(super) async fn take_http1(
-    key: PoolKey,
+    key: &PoolKey,
     idle_timeout: Duration,
 ) -> Option<http1::SendRequest<ProxyBody>> {
     loop {
-        let idle = POOL.with_borrow_mut(|pool| pool.http1.get_mut(&key)?.pop())?;
+        let idle = POOL.with_borrow_mut(|pool| pool.http1.get_mut(key)?.pop())?;
         if idle.since.elapsed() > idle_timeout || idle.sender.is_closed() {
             continue;
         }
@@ -96,11 +98,11 @@ pub(super) async fn take_http1(
 }
 
 /// This thread's live HTTP/2 connection to `key`, if any.
-pub(super) fn shared_http2(key: PoolKey) -> Option<http2::SendRequest<ProxyBody>> {
+pub(super) fn shared_http2(key: &PoolKey) -> Option<http2::SendRequest<ProxyBody>> {
     POOL.with_borrow_mut(|pool| {
-        let sender = pool.http2.get(&key)?;
+        let sender = pool.http2.get(key)?;
         if sender.is_closed() {
-            pool.http2.remove(&key);
+            pool.http2.remove(key);
             return None;
         }
         Some(sender.clone())

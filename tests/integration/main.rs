@@ -2,6 +2,9 @@
 
 mod support;
 
+mod cli;
 mod conformance;
+mod limits;
 mod protocols;
 mod routing;
+mod tls;

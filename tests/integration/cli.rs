@@ -1,0 +1,235 @@
+//! The binary: `check` errors with file, line and key; start-up failures; signals (graceful
+//! stop on SIGTERM, drain on SIGUSR1, route reload on SIGHUP).
+
+use crate::support::*;
+use std::process::Stdio;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let path = temp_dir("cli").join("switchyard.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_file_line_and_key_of_every_error() {
+    let cases = [
+        (
+            "[proxy]\nconnect_timeout = \"5 parsecs\"\n",
+            ":2: key `proxy.connect_timeout`",
+        ),
+        ("[server]\nworkerz = 2\n", ":2: key `server.workerz`"),
+        (
+            "[[route]]\nuri = \"a.test\"\nbackends = [\"nowhere\"]\n",
+            ":3: key `route[0].backends[0]`",
+        ),
+        (
+            "[[route]]\nuri = \"\"\nbackends = []\n",
+            ":2: key `route[0].uri`",
+        ),
+        (
+            "[listen]\nhttps = \"127.0.0.1:8443\"\n",
+            ":2: key `listen.https`",
+        ),
+        (
+            "[tls]\ncerts = [{ cert = \"missing.pem\", key = \"missing.key\" }]\n",
+            ":2: key `tls.certs[0]`",
+        ),
+        ("[proxy\n", ":1: key `-`"),
+    ];
+    for (text, expected) in cases {
+        let path = write_config(text);
+        let out = run(BIN, &["check", "--config", path.to_str().unwrap()]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}{expected}", path.display())),
+            "{text}: expected {expected} in {stderr}"
+        );
+    }
+    let path = write_config("[[route]]\nuri = \"a.test\"\nbackends = [\"127.0.0.1:9\"]\n");
+    let out = run(BIN, &["check", "--config", path.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_fails_with_one_clear_line_when_the_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let path = write_config(&format!(
+        "[listen]\nhttp = \"{addr}\"\nadmin = \"127.0.0.1:0\"\n[server]\nworkers = 1\n"
+    ));
+    let out = run(BIN, &["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (listen.http)")),
+        "{stderr}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Process(tokio::process::Child);
+
+impl Process {
+    fn signal(&self, name: &str) {
+        let pid = self.0.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+async fn start_binary(config: &str) -> Process {
+    let path = write_config(config);
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    Process(child)
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("port {port} never opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    let backend = Backend::start(|_req| async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        http::Response::new(full("finished"))
+    })
+    .await;
+    let (http, admin) = (free_port(), free_port());
+    let mut process = start_binary(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n[server]\nworkers = 2\ndrain_timeout = \"5s\"\n{}",
+        route("app.test", &[&backend])
+    ))
+    .await;
+    wait_for_port(http).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let in_flight = tokio::spawn(async move {
+        let req = http::Request::get("/")
+            .header("host", "app.test")
+            .body(full(""))
+            .unwrap();
+        text(send(addr, req).await).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    process.signal("TERM");
+    assert_eq!(in_flight.await.unwrap(), "finished");
+    let status = tokio::time::timeout(Duration::from_secs(10), process.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed after stop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_fails_health_first_then_stops() {
+    let (http, admin) = (free_port(), free_port());
+    let mut process = start_binary(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n[server]\ndrain_wait = \"1s\"\ndrain_timeout = \"1s\"\n"
+    ))
+    .await;
+    wait_for_port(admin).await;
+    let health = || async move {
+        let out = run(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://127.0.0.1:{admin}/health"),
+            ],
+        )
+        .await;
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(health().await, "200");
+    process.signal("USR1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(health().await, "503");
+    let status = tokio::time::timeout(Duration::from_secs(10), process.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
+    let one = Backend::echo("one").await;
+    let two = Backend::echo("two").await;
+    let (http, admin) = (free_port(), free_port());
+    let head = format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n[server]\ndrain_timeout = \"300ms\"\n"
+    );
+    let path = write_config(&format!("{head}{}", route("app.test", &[&one])));
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let process = Process(child);
+    wait_for_port(http).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let backend_of = || async move {
+        let req = http::Request::get("/")
+            .header("host", "app.test")
+            .body(full(""))
+            .unwrap();
+        json_body(send(addr, req).await).await["backend"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(backend_of().await, "one");
+    std::fs::write(&path, format!("{head}{}", route("app.test", &[&two]))).unwrap();
+    process.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend_of().await, "two");
+    std::fs::write(&path, format!("{head}[[route]]\nuri = \"bad host\"\n")).unwrap();
+    process.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        backend_of().await,
+        "two",
+        "a bad reload keeps the old table"
+    );
+    process.signal("TERM");
+}
