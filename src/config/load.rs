@@ -162,14 +162,14 @@ fn check(config: &Config) -> Vec<ConfigError> {
             "must be at least 1".into(),
         );
     }
-    if let Some(ca) = &config.proxy.backend_ca_file {
-        if let Err(e) = crate::tls::load_roots(&config.resolve(ca)) {
-            push(
-                key_line(text, "backend_ca_file"),
-                "proxy.backend_ca_file".into(),
-                e.to_string(),
-            );
-        }
+    if let Some(ca) = &config.proxy.backend_ca_file
+        && let Err(e) = crate::tls::load_roots(&config.resolve(ca))
+    {
+        push(
+            key_line(text, "backend_ca_file"),
+            "proxy.backend_ca_file".into(),
+            e.to_string(),
+        );
     }
 
     let unavailable =

@@ -80,10 +80,10 @@ pub fn strip(headers: &mut HeaderMap) {
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(CONNECTION) {
         for token in tokens(value) {
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                if !PROTECTED.contains(&name.as_str()) {
-                    named.push(name);
-                }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && !PROTECTED.contains(&name.as_str())
+            {
+                named.push(name);
             }
         }
     }

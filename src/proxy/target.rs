@@ -10,10 +10,10 @@ use http::{HeaderValue, Uri, Version};
 
 /// Rewrites the target to origin-form and makes sure `Host` is set.
 pub fn to_origin_form(parts: &mut Parts, route: &Route, authority: Option<&str>) {
-    if !parts.headers.contains_key(HOST) {
-        if let Some(value) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
-            parts.headers.insert(HOST, value);
-        }
+    if !parts.headers.contains_key(HOST)
+        && let Some(value) = authority.and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        parts.headers.insert(HOST, value);
     }
     let path_and_query = parts
         .uri
@@ -47,10 +47,10 @@ pub fn for_endpoint<B>(req: &mut http::Request<B>, endpoint: &Endpoint) {
         crate::config::UpstreamProtocol::Http1 => {
             *req.version_mut() = Version::HTTP_11;
             if let Some(authority) = req.uri().authority().cloned() {
-                if !req.headers().contains_key(HOST) {
-                    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                        req.headers_mut().insert(HOST, host);
-                    }
+                if !req.headers().contains_key(HOST)
+                    && let Ok(host) = HeaderValue::from_str(authority.as_str())
+                {
+                    req.headers_mut().insert(HOST, host);
                 }
                 let origin = req.uri().path_and_query().cloned();
                 *req.uri_mut() =

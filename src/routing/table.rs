@@ -71,10 +71,10 @@ impl RouteTable {
     /// Finds the route for a normalised host (lower-case, no port) and a request path.
     /// Exact host first, then wildcards walking up the domain, then any-host routes.
     pub fn lookup(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
-        if let Some(routes) = self.exact.get(host) {
-            if let Some(route) = routes.longest_match(path) {
-                return Some(route);
-            }
+        if let Some(routes) = self.exact.get(host)
+            && let Some(route) = routes.longest_match(path)
+        {
+            return Some(route);
         }
         if !self.wildcard.is_empty() {
             let mut rest = host;

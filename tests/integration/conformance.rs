@@ -560,10 +560,10 @@ async fn g33_client_going_away_cancels_upstream_request() {
         }
         // Never answer; wait for the router to close the connection.
         let n = stream.read(&mut buf).await.unwrap_or(0);
-        if n == 0 {
-            if let Some(tx) = closed.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
+        if n == 0
+            && let Some(tx) = closed.lock().unwrap().take()
+        {
+            let _ = tx.send(());
         }
     });
     let router = TestRouter::with_routes(&format!(

@@ -156,7 +156,7 @@ async fn backend_reset_mid_body_aborts_client_and_router_survives() {
                 .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
                 .await;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = stream.set_linger(Some(Duration::ZERO)); // RST on close
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)); // RST on close
             drop(stream);
         }
     });

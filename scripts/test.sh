@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need (curl, a Python with grpcio
+# for the gRPC test), checks formatting and lints, then runs every test.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh grpc       # extra arguments go to the test runner (a filter here)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need=()
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+if ! .venv/bin/python -c 'import grpc' 2>/dev/null; then
+  echo "== python venv with grpcio (.venv)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q grpcio
+fi
+export SWITCHYARD_PYTHON="$PWD/.venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+echo "== tests"
+start=$SECONDS
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast "$@"
+else
+  cargo test "$@"
+fi
+echo "== test suite took $((SECONDS - start)) s"
