@@ -1,12 +1,10 @@
 //! Errors the router answers itself, and the one place that maps them to an HTTP status, the
 //! `X-Cf-Routererror` header and a short plain-text body (contract section 3).
 
+use super::names::{X_CF_ROUTERERROR, X_CONTENT_TYPE_OPTIONS};
 use crate::body::ProxyBody;
 use crate::upstream::UpstreamError;
 use http::{HeaderValue, Response, StatusCode, header};
-
-/// Response header naming a router-made error.
-pub const X_CF_ROUTERERROR: &str = "x-cf-routererror";
 
 /// Why the router answered instead of a backend.
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +86,7 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        headers.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if matches!(self, ProxyError::EmptyHost | ProxyError::NoEndpoints) {
             headers.insert(
                 header::CACHE_CONTROL,

@@ -2,16 +2,14 @@
 //! `X-Request-Start`, `X-Vcap-Request-Id`, and the endpoint's `X-CF-*` instance headers.
 
 use super::ClientConn;
-use super::request_id::X_VCAP_REQUEST_ID;
+use super::names::{
+    X_CF_APPLICATIONID, X_CF_INSTANCEID, X_CF_INSTANCEINDEX, X_FORWARDED_FOR, X_FORWARDED_HOST,
+    X_FORWARDED_PROTO, X_REQUEST_START, X_VCAP_REQUEST_ID,
+};
 use crate::routing::Endpoint;
 use http::header::HOST;
 use http::{HeaderMap, HeaderValue};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const X_REQUEST_START: &str = "x-request-start";
 
 /// Adds the forwarding headers for a request from `client`. `authority` is the request's host
 /// as the client wrote it (HTTP/2 `:authority` when there is no `Host`).
@@ -24,7 +22,7 @@ pub fn add(
     append_forwarded_for(headers, client.ip_header());
     let proto = if client.tls() { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if !headers.contains_key(X_FORWARDED_HOST) {
+    if !headers.contains_key(&X_FORWARDED_HOST) {
         let host = headers
             .get(HOST)
             .cloned()
@@ -33,7 +31,7 @@ pub fn add(
             headers.insert(X_FORWARDED_HOST, host);
         }
     }
-    if !headers.contains_key(X_REQUEST_START) {
+    if !headers.contains_key(&X_REQUEST_START) {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -44,7 +42,7 @@ pub fn add(
 
 /// Appends the client IP to `X-Forwarded-For`, folding several lines into one.
 fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
-    let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
+    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter();
     let Some(first) = prior.next() else {
         headers.insert(X_FORWARDED_FOR, ip.clone());
         return;
@@ -61,16 +59,23 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
     }
 }
 
-/// Sets the instance headers of the endpoint this attempt goes to.
-pub fn add_instance(headers: &mut HeaderMap, endpoint: &Endpoint) {
+/// Sets the instance headers of the endpoint this attempt goes to; a retry (`first` false)
+/// also clears what the previous endpoint set.
+pub fn add_instance(headers: &mut HeaderMap, endpoint: &Endpoint, first: bool) {
     let instance = &endpoint.headers;
-    headers.insert("x-cf-instanceid", instance.instance_id.clone());
-    match &instance.app_id {
-        Some(app) => headers.insert("x-cf-applicationid", app.clone()),
-        None => headers.remove("x-cf-applicationid"),
-    };
-    match &instance.instance_index {
-        Some(index) => headers.insert("x-cf-instanceindex", index.clone()),
-        None => headers.remove("x-cf-instanceindex"),
-    };
+    headers.insert(X_CF_INSTANCEID, instance.instance_id.clone());
+    for (name, value) in [
+        (X_CF_APPLICATIONID, &instance.app_id),
+        (X_CF_INSTANCEINDEX, &instance.instance_index),
+    ] {
+        match value {
+            Some(value) => {
+                headers.insert(name, value.clone());
+            }
+            None if !first => {
+                headers.remove(name);
+            }
+            None => {}
+        }
+    }
 }

@@ -4,32 +4,60 @@
 use http::header::{CONNECTION, TE, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
+use super::names::{
+    HTTP2_SETTINGS, KEEP_ALIVE, PROXY_CONNECTION, X_CF_APPLICATIONID, X_CF_INSTANCEID,
+    X_CF_INSTANCEINDEX, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_START,
+    X_VCAP_REQUEST_ID,
+};
+use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
+
 /// Headers a client may not strip by naming them in `Connection` (they carry the router's own
 /// information to the backend).
-const PROTECTED: &[&str] = &[
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-request-start",
-    "x-vcap-request-id",
-    "x-cf-applicationid",
-    "x-cf-instanceid",
-    "x-cf-instanceindex",
+const PROTECTED: [HeaderName; 8] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_REQUEST_START,
+    X_VCAP_REQUEST_ID,
+    X_CF_APPLICATIONID,
+    X_CF_INSTANCEID,
+    X_CF_INSTANCEINDEX,
 ];
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "proxy-connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "transfer-encoding"
-            | "upgrade"
-            | "http2-settings"
-    )
+/// The hop-by-hop headers; `Connection` first.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    PROXY_CONNECTION,
+    KEEP_ALIVE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    HTTP2_SETTINGS,
+];
+
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "proxy-connection" => 1,
+        "keep-alive" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "transfer-encoding" => 6,
+        "upgrade" => 7,
+        "http2-settings" => 8,
+        _ => return None,
+    })
+}
+
+/// `Connection` tokens that name no extra header (or one removed anyway): skipping them
+/// avoids parsing a header name for the common `keep-alive` and `close`.
+fn is_connection_option(token: &str) -> bool {
+    ["keep-alive", "close", "upgrade", "te"]
+        .iter()
+        .any(|option| token.eq_ignore_ascii_case(option))
 }
 
 fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
@@ -75,28 +103,35 @@ pub fn requested_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
     HeaderValue::from_str(&protocols.join(", ")).ok()
 }
 
-/// Removes hop-by-hop headers and the headers named in `Connection`.
+/// Removes hop-by-hop headers and the headers named in `Connection`, in one scan of the
+/// names (a `remove` only for what is present).
 pub fn strip(headers: &mut HeaderMap) {
-    let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(CONNECTION) {
-        for token in tokens(value) {
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
-                && !PROTECTED.contains(&name.as_str())
-            {
-                named.push(name);
-            }
-        }
-    }
-    let mut found: [Option<HeaderName>; 9] = Default::default();
-    let mut count = 0;
+    let mut present = 0u16;
     for name in headers.keys() {
-        if is_hop_by_hop(name) && count < found.len() {
-            found[count] = Some(name.clone());
-            count += 1;
+        if let Some(i) = hop_by_hop_index(name) {
+            present |= 1 << i;
         }
     }
-    for name in found.into_iter().flatten().chain(named) {
-        headers.remove(&name);
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(tokens)
+            .filter(|token| !is_connection_option(token))
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .filter(|name| !PROTECTED.contains(name))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 

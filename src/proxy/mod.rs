@@ -9,6 +9,7 @@ mod error;
 mod forwarded;
 mod hop_by_hop;
 mod lookup;
+pub mod names;
 mod request_id;
 mod response;
 mod round_trip;
@@ -16,8 +17,8 @@ mod target;
 mod upgrade;
 
 pub use client::ClientConn;
-pub use error::{ProxyError, X_CF_ROUTERERROR};
-pub use request_id::X_VCAP_REQUEST_ID;
+pub use error::ProxyError;
+use names::X_VCAP_REQUEST_ID;
 pub use round_trip::RetrySettings;
 
 use crate::body::ProxyBody;
@@ -81,7 +82,7 @@ impl Proxy {
             }
         };
         let headers = response.headers_mut();
-        if !headers.contains_key(X_VCAP_REQUEST_ID) {
+        if !headers.contains_key(&X_VCAP_REQUEST_ID) {
             headers.insert(X_VCAP_REQUEST_ID, request_id);
         }
         response

@@ -3,9 +3,6 @@
 
 use http::HeaderValue;
 
-/// Header carrying the request id.
-pub const X_VCAP_REQUEST_ID: &str = "x-vcap-request-id";
-
 /// A new random (version 4) UUID as a header value.
 pub fn new_request_id() -> HeaderValue {
     let mut bytes = fastrand::u128(..).to_be_bytes();

@@ -44,7 +44,7 @@ pub async fn send(
         .clamp(1, route.pool.endpoints.len().max(1));
     let mut attempts = Attempts::default();
     let mut last_error: Option<UpstreamError> = None;
-    for _ in 0..max_attempts {
+    for attempt in 0..max_attempts {
         let (index, endpoint) =
             match balance::pick(route, &attempts, settings.max_conns_per_backend) {
                 Ok(picked) => picked,
@@ -54,7 +54,7 @@ pub async fn send(
                 Err(_) => break,
             };
         attempts.record(index);
-        forwarded::add_instance(req.headers_mut(), &endpoint);
+        forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
         target::for_endpoint(&mut req, &endpoint);
         let in_flight = EndpointInFlight::start(endpoint.clone());
         let result = match deadline {

@@ -2,7 +2,7 @@
 //! segments, with wildcard hosts and any-host routes. Built once per change, read lock-free.
 
 use super::{HostPattern, Route};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 /// Routes of one host pattern, by path prefix.
