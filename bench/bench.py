@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: switchyard, nginx and HAProxy on identical backends, one run.
+
+Scenarios (each peer, same pinning, loopback only, every load bounded by count and time):
+  h1        HTTP/1.1 keep-alive, wrk -c64, 1 worker
+  h1-w2     the same with 2 workers (scaling from 1 to 2)
+  h2c       h2load -c64 -m10 over h2c (prior knowledge), 1 worker
+  tls-h2    h2load -c64 -m10 over TLS with ALPN h2, 1 worker
+  1mib      wrk -c16 on a 1 MiB response, 1 worker
+  idle-10k  idle keep-alive client connections (9,000 by default: this machine's hard limit of
+            20,000 descriptors and HAProxy's two per connection cap HAProxy there): proxy RSS
+
+Prints a table with ratios to the best peer, writes results/<stamp>/table.md, results.json and
+chart.svg (and results/latest.* copies for the README). Pinning as ../shared/bench: load
+generator on CPU 1, backends and a 1-worker proxy on CPU 0; 2 workers get CPUs 0,1.
+
+Usage: bench/bench.py [--peers switchyard,nginx,haproxy] [--scenarios h1,h2c,...]
+                      [--duration 10] [--warmup 3]
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+HOST = "127.0.0.1"  # loopback only
+PORTS = {"h1": 8080, "h2c": 8081, "tls": 8443, "b1": 9001, "b2": 9002}
+SCENARIOS = ["h1", "h1-w2", "h2c", "tls-h2", "1mib", "idle-10k"]
+PEERS = ["switchyard", "nginx", "haproxy"]
+ONE_MIB = 1024 * 1024
+
+BACKEND_CONF = """worker_processes 1;
+daemon off;
+master_process off;
+pid {run}/backend-{port}.pid;
+error_log {run}/backend-{port}.error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 30000; }}
+http {{
+    access_log off;
+    default_type text/plain;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path {run}/tmp/b{port}-body;
+    proxy_temp_path {run}/tmp/b{port}-proxy;
+    fastcgi_temp_path {run}/tmp/b{port}-fcgi;
+    uwsgi_temp_path {run}/tmp/b{port}-uwsgi;
+    scgi_temp_path {run}/tmp/b{port}-scgi;
+    server {{
+        listen {host}:{port} backlog=4096;
+        location / {{ return 200 "hello\\n"; }}
+        location = /1m {{ alias {run}/1m.bin; }}
+    }}
+}}
+"""
+
+NGINX_CONF = """worker_processes {workers};
+daemon off;
+master_process on;
+pid {run}/nginx.pid;
+error_log {run}/nginx.error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 30000; }}
+http {{
+    access_log off;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path {run}/tmp/n-body;
+    proxy_temp_path {run}/tmp/n-proxy;
+    fastcgi_temp_path {run}/tmp/n-fcgi;
+    uwsgi_temp_path {run}/tmp/n-uwsgi;
+    scgi_temp_path {run}/tmp/n-scgi;
+    upstream backends {{
+        server {host}:{b1};
+        server {host}:{b2};
+        keepalive 64;
+        keepalive_requests 100000000;
+    }}
+    server {{
+        listen {host}:{h1} backlog=4096;
+        listen {host}:{h2c} http2 backlog=4096;
+        listen {host}:{tls} ssl http2 backlog=4096;
+        ssl_certificate {run}/cert.pem;
+        ssl_certificate_key {run}/key.pem;
+        location / {{
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+HAPROXY_CONF = """global
+    nbthread {workers}
+    maxconn 9900
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client  300s
+    timeout server  300s
+    timeout http-keep-alive 300s
+frontend fe
+    bind {host}:{h1}
+    bind {host}:{h2c} proto h2
+    bind {host}:{tls} ssl crt {run}/combined.pem alpn h2,http/1.1
+    default_backend be
+backend be
+    balance roundrobin
+    http-reuse always
+    server s1 {host}:{b1}
+    server s2 {host}:{b2}
+"""
+
+SWITCHYARD_CONF = """[listen]
+http = "{host}:{h1}"
+https = "{host}:{tls}"
+admin = "{host}:0"
+[tls]
+certs = [{{ cert = "{run}/cert.pem", key = "{run}/key.pem" }}]
+[server]
+workers = {workers}
+idle_timeout = "300s"
+[proxy]
+max_conns_per_backend = 0
+[[route]]
+uri = "/"
+backends = ["{host}:{b1}", "{host}:{b2}"]
+"""
+
+STARTED = []  # (Popen) we started, stopped by PID
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(max(hard, 65536), 1048576)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def start(name, cpus, argv, run):
+    logf = open(os.path.join(run, f"{name}.log"), "w")
+    proc = subprocess.Popen(["taskset", "-c", cpus] + argv, stdout=logf, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, preexec_fn=raise_nofile)
+    STARTED.append(proc)
+    return proc
+
+
+def tree_pids(pid):
+    pids = [pid]
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    except OSError:
+        return pids
+    for child in out.split():
+        pids += tree_pids(int(child))
+    return pids
+
+
+def stop(proc):
+    if proc.poll() is not None:
+        return
+    pids = tree_pids(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=5)
+    if proc in STARTED:
+        STARTED.remove(proc)
+
+
+def stop_all():
+    for proc in reversed(list(STARTED)):
+        stop(proc)
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def wait_port(port, limit=15):
+    end = time.time() + limit
+    while time.time() < end:
+        if port_open(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def status_kib(pids, field):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def run_load(argv, limit):
+    out = subprocess.run(["timeout", "-k", "5", str(limit), "taskset", "-c", "1"] + argv,
+                         capture_output=True, text=True)
+    return out.stdout + out.stderr
+
+
+def wrk(url, conns, duration, warmup):
+    lua = os.path.join(HERE, "wrk-report.lua")
+    run_load(["wrk", "-t1", f"-c{conns}", f"-d{warmup}s", url], warmup + 20)
+    return ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "5s", "--latency", "-s", lua, url]
+
+
+def parse_wrk(text):
+    m = re.search(r"WRK_RESULT requests=(\d+) secs=([\d.]+) rps=([\d.]+) p50_us=(\d+) p90_us=\d+ "
+                  r"p99_us=(\d+) .* errors=(\d+)", text)
+    if not m:
+        raise RuntimeError("wrk gave no result: " + text[-400:])
+    return {"requests": int(m.group(1)), "rps": float(m.group(3)), "p50_ms": int(m.group(4)) / 1000,
+            "p99_ms": int(m.group(5)) / 1000, "errors": int(m.group(6))}
+
+
+def h2load(url, duration, warmup):
+    run_load(["h2load", "-c64", "-m10", "-t1", "-D", str(warmup), url], warmup + 20)
+    return ["h2load", "-c64", "-m10", "-t1", "-D", str(duration), url]
+
+
+def parse_h2load(text):
+    m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", text)
+    ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", text)
+    lat = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", text)
+    if not (m and ok):
+        raise RuntimeError("h2load gave no result: " + text[-400:])
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    mean = float(lat.group(5)) * scale[lat.group(6)] if lat else 0.0
+    return {"requests": int(ok.group(1)), "rps": float(m.group(2)), "p50_ms": mean, "p99_ms": None,
+            "errors": int(ok.group(2))}
+
+
+def idle_connections(port, count):
+    """Opens `count` keep-alive connections, one request each, and holds them open."""
+    conns = []
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    for _ in range(count):
+        s = socket.socket()
+        s.settimeout(10)
+        s.connect((HOST, port))
+        s.sendall(request)
+        conns.append(s)
+    failed = 0
+    for s in conns:
+        try:
+            if not s.recv(4096).startswith(b"HTTP/1.1 200"):
+                failed += 1
+        except OSError:
+            failed += 1
+    return conns, failed
+
+
+def make_assets(run):
+    os.makedirs(os.path.join(run, "tmp"), exist_ok=True)
+    with open(os.path.join(run, "1m.bin"), "wb") as f:
+        f.write(os.urandom(ONE_MIB))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=bench.local", "-addext", "subjectAltName=DNS:bench.local",
+                    "-keyout", os.path.join(run, "key.pem"), "-out", os.path.join(run, "cert.pem")],
+                   check=True, capture_output=True)
+    with open(os.path.join(run, "combined.pem"), "w") as out:
+        for name in ("cert.pem", "key.pem"):
+            with open(os.path.join(run, name)) as f:
+                out.write(f.read())
+
+
+def start_backends(run):
+    procs = []
+    for port in (PORTS["b1"], PORTS["b2"]):
+        conf = os.path.join(run, f"backend-{port}.conf")
+        with open(conf, "w") as f:
+            f.write(BACKEND_CONF.format(run=run, port=port, host=HOST))
+        procs.append(start(f"backend-{port}", "0", ["nginx", "-p", run, "-e", os.path.join(run, f"b{port}.err"), "-c", conf], run))
+        if not wait_port(port):
+            raise RuntimeError(f"backend {port} did not start")
+    return procs
+
+
+def start_peer(peer, workers, run, binary):
+    cpus = "0" if workers == 1 else "0,1"
+    fmt = dict(run=run, host=HOST, workers=workers, h1=PORTS["h1"], h2c=PORTS["h2c"], tls=PORTS["tls"],
+               b1=PORTS["b1"], b2=PORTS["b2"])
+    if peer == "nginx":
+        conf = os.path.join(run, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(**fmt))
+        argv = ["nginx", "-p", run, "-e", os.path.join(run, "nginx.err"), "-c", conf]
+    elif peer == "haproxy":
+        conf = os.path.join(run, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(HAPROXY_CONF.format(**fmt))
+        argv = ["haproxy", "-db", "-f", conf]
+    else:
+        conf = os.path.join(run, "switchyard.toml")
+        with open(conf, "w") as f:
+            f.write(SWITCHYARD_CONF.format(**fmt))
+        argv = [binary, "run", "--config", conf]
+    proc = start(f"{peer}-w{workers}", cpus, argv, run)
+    if not wait_port(PORTS["h1"]) or not wait_port(PORTS["tls"]):
+        stop(proc)
+        raise RuntimeError(f"{peer} did not start; see {run}/{peer}-w{workers}.log")
+    time.sleep(0.3)
+    return proc
+
+
+def measure(peer, scenario, args, run, binary):
+    workers = 2 if scenario == "h1-w2" else 1
+    proc = start_peer(peer, workers, run, binary)
+    try:
+        pids = tree_pids(proc.pid)
+        h2c_port = PORTS["h1"] if peer == "switchyard" else PORTS["h2c"]
+        if scenario == "idle-10k":
+            before = status_kib(pids, "VmRSS")
+            conns, failed = idle_connections(PORTS["h1"], args.idle)
+            time.sleep(2)
+            rss = status_kib(tree_pids(proc.pid), "VmRSS")
+            for s in conns:
+                s.close()
+            return {"rss_mib": rss / 1024, "rss_base_mib": before / 1024, "errors": failed,
+                    "connections": args.idle}
+        if scenario in ("h1", "h1-w2"):
+            argv = wrk(f"http://{HOST}:{PORTS['h1']}/", 64, args.duration, args.warmup)
+        elif scenario == "1mib":
+            argv = wrk(f"http://{HOST}:{PORTS['h1']}/1m", 16, args.duration, args.warmup)
+        elif scenario == "h2c":
+            argv = h2load(f"http://{HOST}:{h2c_port}/", args.duration, args.warmup)
+        else:
+            argv = h2load(f"https://{HOST}:{PORTS['tls']}/", args.duration, args.warmup)
+        t0 = cpu_ticks(pids)
+        text = run_load(argv, args.duration + 30)
+        t1 = cpu_ticks(tree_pids(proc.pid))
+        result = parse_wrk(text) if argv[0] == "wrk" else parse_h2load(text)
+        ticks = os.sysconf("SC_CLK_TCK")
+        result["cpu_us_per_req"] = (t1 - t0) / ticks * 1e6 / max(result["requests"], 1)
+        result["rss_mib"] = status_kib(tree_pids(proc.pid), "VmHWM") / 1024
+        return result
+    finally:
+        stop(proc)
+        for port in (PORTS["h1"], PORTS["h2c"], PORTS["tls"]):
+            deadline = time.time() + 5
+            while port_open(port) and time.time() < deadline:
+                time.sleep(0.05)
+
+
+def table(results, peers, scenarios):
+    lines = ["| scenario | peer | req/s | vs best peer | p50 ms | p99 ms | CPU µs/req | vs best peer | RSS MiB | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for sc in scenarios:
+        rows = {p: results.get(sc, {}).get(p) for p in peers}
+        others = [r for p, r in rows.items() if p != "switchyard" and r and "error" not in r]
+        for p in peers:
+            r = rows.get(p)
+            if not r:
+                continue
+            if "error" in r:
+                lines.append(f"| {sc} | {p} | failed: {r['error'][:60]} | | | | | | | |")
+                continue
+            if sc == "idle-10k":
+                best = min((o["rss_mib"] for o in others), default=None)
+                ratio = f"{r['rss_mib'] / best:.2f}x RSS" if best and p == "switchyard" else ""
+                lines.append(f"| {sc} | {p} | {r['connections']} conns | {ratio} | | | | | {r['rss_mib']:.1f} | {r['errors']} |")
+                continue
+            best_rps = max((o["rps"] for o in others), default=None)
+            best_cpu = min((o["cpu_us_per_req"] for o in others), default=None)
+            rps_ratio = f"{r['rps'] / best_rps:.2f}" if best_rps and p == "switchyard" else ""
+            cpu_ratio = f"{r['cpu_us_per_req'] / best_cpu:.2f}" if best_cpu and p == "switchyard" else ""
+            p99 = f"{r['p99_ms']:.2f}" if r.get("p99_ms") is not None else "-"
+            lines.append(f"| {sc} | {p} | {r['rps']:,.0f} | {rps_ratio} | {r['p50_ms']:.2f} | {p99} | "
+                         f"{r['cpu_us_per_req']:.1f} | {cpu_ratio} | {r['rss_mib']:.1f} | {r['errors']} |")
+    return "\n".join(lines)
+
+
+def chart(results, peers, scenarios):
+    """Grouped bars: each peer's req/s (or 1/RSS for idle-10k) relative to the best in the scenario."""
+    colors = {"switchyard": "#d9480f", "nginx": "#2b8a3e", "haproxy": "#1864ab"}
+    width, height, left, top, bar = 760, 300, 50, 30, 18
+    group = len(peers) * bar + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 70}" font-family="sans-serif" font-size="12">',
+             f'<text x="{left}" y="18" font-weight="bold">Relative throughput (best = 1.0; idle-10k: lower memory = longer bar)</text>']
+    for i in range(0, 11, 2):
+        y = top + height - height * i / 10
+        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y}" y2="{y}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{i / 10:.1f}</text>')
+    for g, sc in enumerate(scenarios):
+        rows = {p: results.get(sc, {}).get(p) for p in peers}
+        vals = {}
+        for p, r in rows.items():
+            if r and "error" not in r:
+                vals[p] = 1 / r["rss_mib"] if sc == "idle-10k" else r["rps"]
+        if not vals:
+            continue
+        best = max(vals.values())
+        x0 = left + 20 + g * group
+        for k, p in enumerate(peers):
+            if p not in vals:
+                continue
+            h = height * vals[p] / best
+            x = x0 + k * bar
+            parts.append(f'<rect x="{x}" y="{top + height - h:.1f}" width="{bar - 3}" height="{h:.1f}" fill="{colors.get(p, "#888")}"/>')
+        parts.append(f'<text x="{x0 + len(peers) * bar / 2}" y="{top + height + 16}" text-anchor="middle">{sc}</text>')
+    for k, p in enumerate(peers):
+        parts.append(f'<rect x="{left + k * 120}" y="{top + height + 34}" width="12" height="12" fill="{colors.get(p, "#888")}"/>')
+        parts.append(f'<text x="{left + k * 120 + 18}" y="{top + height + 44}">{p}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--idle", type=int, default=9000)
+    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "switchyard"))
+    args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    for p in peers:
+        if p not in PEERS:
+            sys.exit(f"unknown peer {p}; known: {PEERS}")
+    for s in scenarios:
+        if s not in SCENARIOS:
+            sys.exit(f"unknown scenario {s}; known: {SCENARIOS}")
+    for port in PORTS.values():
+        if port_open(port):
+            sys.exit(f"port {port} is in use; the bench needs {sorted(PORTS.values())} free")
+    raise_nofile()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out_dir = os.path.join(HERE, "results", stamp)
+    run = os.path.join(out_dir, "run")
+    os.makedirs(run)
+    make_assets(run)
+    results = {}
+    try:
+        start_backends(run)
+        for sc in scenarios:
+            results[sc] = {}
+            for p in peers:
+                log(f"{sc}: {p}")
+                try:
+                    results[sc][p] = measure(p, sc, args, run, args.binary)
+                except Exception as e:  # one failed row must not lose the others
+                    log(f"{sc} {p} failed: {e}")
+                    results[sc][p] = {"error": str(e)}
+    finally:
+        stop_all()
+    machine = f"{os.cpu_count()} CPUs, {subprocess.run(['uname', '-sr'], capture_output=True, text=True).stdout.strip()}"
+    header = (f"Run {stamp} on {machine}; {args.duration}s per row after {args.warmup}s warm-up; "
+              f"load generator on CPU 1, backends and 1-worker proxies on CPU 0, 2 workers on CPUs 0,1.\n"
+              f"`vs best peer`: switchyard's req/s ÷ the best of the others (higher is better) and its "
+              f"CPU µs/req ÷ the lowest of the others (lower is better). h2 rows: p50 column = mean latency.\n")
+    md = header + "\n" + table(results, peers, scenarios) + "\n"
+    print(md)
+    with open(os.path.join(out_dir, "table.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    svg = chart(results, peers, scenarios)
+    with open(os.path.join(out_dir, "chart.svg"), "w") as f:
+        f.write(svg)
+    for name in ("table.md", "chart.svg"):
+        shutil.copy(os.path.join(out_dir, name), os.path.join(HERE, "results", "latest-" + name))
+    shutil.rmtree(run, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
