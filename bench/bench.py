@@ -418,7 +418,7 @@ def chart(results, peers, scenarios):
     colors = {"switchyard": "#d9480f", "nginx": "#2b8a3e", "haproxy": "#1864ab"}
     width, height, left, top, bar = 760, 300, 50, 30, 18
     group = len(peers) * bar + 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 70}" font-family="sans-serif" font-size="12">',
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 95}" font-family="sans-serif" font-size="12">',
              f'<text x="{left}" y="18" font-weight="bold">Relative throughput (best = 1.0; idle-10k: lower memory = longer bar)</text>']
     for i in range(0, 11, 2):
         y = top + height - height * i / 10
@@ -469,6 +469,12 @@ def main():
         if port_open(port):
             sys.exit(f"port {port} is in use; the bench needs {sorted(PORTS.values())} free")
     raise_nofile()
+
+    def interrupted(signum, _frame):
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = os.path.join(HERE, "results", stamp)
     run = os.path.join(out_dir, "run")
