@@ -50,6 +50,11 @@ impl Lifecycle {
         });
     }
 
+    /// True once the router is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.phase() == Phase::Stopping
+    }
+
     /// Resolves once the router is stopping (at once if it already is).
     pub async fn stopping(&self) {
         let mut phase = self.phase.subscribe();

@@ -23,6 +23,7 @@ pub struct ConnState {
     head_started_ms: AtomicU64,
     http2: AtomicBool,
     first_read: AtomicBool,
+    parking: AtomicBool,
 }
 
 impl ConnState {
@@ -34,6 +35,7 @@ impl ConnState {
             head_started_ms: AtomicU64::new(0),
             http2: AtomicBool::new(http2),
             first_read: AtomicBool::new(true),
+            parking: AtomicBool::new(false),
         })
     }
 
@@ -54,6 +56,29 @@ impl ConnState {
         {
             self.head_started_ms.store(now_ms(), Ordering::Relaxed);
         }
+    }
+
+    /// How long the connection has been quiet: no request in flight and no byte read since the
+    /// last response ended. `None` while anything is going on.
+    pub fn quiet_for(&self) -> Option<Duration> {
+        if self.active.load(Ordering::Relaxed) > 0
+            || self.head_started_ms.load(Ordering::Relaxed) != 0
+        {
+            return None;
+        }
+        let idle_since = self.idle_since_ms.load(Ordering::Relaxed);
+        Some(Duration::from_millis(now_ms().saturating_sub(idle_since)))
+    }
+
+    /// While parking, hyper's closing `shutdown` must not reach the socket (it would end the
+    /// connection for the client too); [`TrackedIo`] skips it while this is set.
+    pub fn set_parking(&self, parking: bool) {
+        self.parking.store(parking, Ordering::Relaxed);
+    }
+
+    /// True when bytes of a new request head have been read (and not yet handled).
+    pub fn head_started(&self) -> bool {
+        self.head_started_ms.load(Ordering::Relaxed) != 0
     }
 
     /// How long until this connection should be closed for a timeout (zero = now); `None` while
@@ -140,6 +165,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.state.parking.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -1,21 +1,34 @@
-//! Serving one accepted client connection: optional TLS handshake, HTTP/1.1 or HTTP/2 (detected
-//! from the preface), header-read and idle timeouts, and graceful close when the router stops.
+//! Serving one accepted client connection: optional TLS handshake, HTTP/1.1 or HTTP/2 (the
+//! preface, peeked, for plain TCP; ALPN for TLS), header-read and idle timeouts, graceful close
+//! when the router stops, and parking of idle plain-text HTTP/1.1 connections.
+//!
+//! Parking: an HTTP/1.1 connection that has been quiet for [`PARK_AFTER`] gives its hyper state
+//! (read and write buffers, the per-request future: tens of KB) back, and waits for the next
+//! request with only its socket. hyper serves a duplicate of the socket's descriptor, so ending
+//! hyper's connection (`graceful_shutdown`, which never shuts the socket down) leaves the
+//! socket itself open.
 
 use super::{ConnState, TrackedIo};
 use crate::lifecycle::{ConnGuards, Lifecycle};
 use crate::proxy::{ClientConn, Proxy};
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-/// Client-side limits and the protocol builder shared by a worker's connections.
+/// Quiet time after which an idle plain-text HTTP/1.1 connection is parked.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// Client-side limits and the protocol builders shared by a worker's connections.
 pub struct ServeSettings {
     /// Time to finish a request head once started.
     pub header_timeout: Duration,
@@ -23,20 +36,20 @@ pub struct ServeSettings {
     pub idle_timeout: Duration,
     /// Time to finish a TLS handshake.
     pub tls_handshake_timeout: Duration,
-    builder: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
 }
 
 impl ServeSettings {
     /// Settings from the `[server]` section.
     pub fn new(server: &crate::config::ServerConfig) -> ServeSettings {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let mut http1 = http1::Builder::new();
+        http1
             .header_read_timeout(None)
             .max_buf_size(server.max_header_bytes.max(8192))
             .timer(TokioTimer::new());
-        builder
-            .http2()
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(server.max_header_bytes as u32)
             .keep_alive_interval(Duration::from_secs(30));
@@ -44,8 +57,14 @@ impl ServeSettings {
             header_timeout: server.header_read_timeout.0,
             idle_timeout: server.idle_timeout.0,
             tls_handshake_timeout: server.tls_handshake_timeout.0,
-            builder,
+            http1,
+            http2,
         }
+    }
+
+    /// How often an idle connection re-checks its timeouts at the least.
+    fn check_every(&self) -> Duration {
+        self.header_timeout.min(self.idle_timeout)
     }
 }
 
@@ -53,7 +72,7 @@ impl ServeSettings {
 pub struct ConnContext {
     /// The request handler.
     pub proxy: Arc<Proxy>,
-    /// Limits and builder.
+    /// Limits and builders.
     pub settings: Arc<ServeSettings>,
     /// The router's lifecycle (stop = graceful close).
     pub lifecycle: Arc<Lifecycle>,
@@ -65,81 +84,242 @@ pub async fn serve(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     ctx: ConnContext,
-    guard: ConnGuards,
+    guards: ConnGuards,
 ) {
     let _ = stream.set_nodelay(true);
+    let client = Arc::new(ClientConn::new(peer, tls.is_some(), guards));
     let Some(acceptor) = tls else {
-        let state = ConnState::new(false);
-        let io = TrackedIo::new(stream, state.clone());
-        return serve_http(io, state, ClientConn::new(peer, false, guard), ctx).await;
+        return match sniff_http2(&stream, ctx.settings.header_timeout).await {
+            Some(true) => {
+                let state = ConnState::new(true);
+                let io = TrackedIo::new(stream, state.clone());
+                serve_http2(io, state, client, &ctx).await
+            }
+            Some(false) => serve_http1_parking(stream, client, &ctx).await,
+            None => {}
+        };
     };
+    // Boxed: the TLS states (handshake, TLS stream) would otherwise size the task of every
+    // connection, plain ones included, for as long as it lives.
+    Box::pin(serve_tls(stream, acceptor, client, &ctx)).await
+}
+
+/// TLS: handshake within the limit, then HTTP/2 or HTTP/1.1 by ALPN (no parking: the TLS
+/// session state has to stay).
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    client: Arc<ClientConn>,
+    ctx: &ConnContext,
+) {
+    let peer = client.peer();
     let handshake =
         tokio::time::timeout(ctx.settings.tls_handshake_timeout, acceptor.accept(stream));
     let stream = match handshake.await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %error, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
+        Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
     };
     let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let state = ConnState::new(http2);
     let io = TrackedIo::new(stream, state.clone());
-    serve_http(io, state, ClientConn::new(peer, true, guard), ctx).await
+    if http2 {
+        serve_http2(io, state, client, ctx).await
+    } else {
+        let conn = ctx
+            .settings
+            .http1
+            .serve_connection(TokioIo::new(io), service(&state, &client, ctx));
+        drive(Box::pin(conn.with_upgrades()), &state, ctx, None).await;
+    }
 }
 
-async fn serve_http<I>(io: I, state: Arc<ConnState>, client: ClientConn, ctx: ConnContext)
+/// True when the client opens with the HTTP/2 preface (`PRI `); `None` if it closes or stays
+/// silent past `limit`. Peeking leaves the bytes for hyper.
+async fn sniff_http2(stream: &TcpStream, limit: Duration) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI ";
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if n >= PREFACE.len() || buf[..n] != PREFACE[..n] {
+            return Some(buf[..n] == *PREFACE);
+        }
+        // A few bytes of what may be the preface: wait for the rest.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The per-connection service: each request goes to the proxy, counted as in flight.
+fn service(
+    state: &Arc<ConnState>,
+    client: &Arc<ClientConn>,
+    ctx: &ConnContext,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::body::ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<crate::body::ProxyBody>, Infallible>>
+             + Send
+             + use<>,
+> + Clone
++ use<> {
+    let (state, client, proxy) = (state.clone(), client.clone(), ctx.proxy.clone());
+    service_fn(move |req| {
+        let proxy = proxy.clone();
+        let client = client.clone();
+        let active = state.start_request();
+        async move { Ok::<_, Infallible>(proxy.handle(req, client, active).await) }
+    })
+}
+
+async fn serve_http2<I>(io: I, state: Arc<ConnState>, client: Arc<ClientConn>, ctx: &ConnContext)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let ConnContext {
-        proxy,
-        settings,
-        lifecycle,
-    } = ctx;
-    let client = Arc::new(client);
-    let service_state = state.clone();
-    let service = service_fn(move |req| {
-        let proxy = proxy.clone();
-        let client = client.clone();
-        let active = service_state.start_request();
-        async move { Ok::<_, Infallible>(proxy.handle(req, client, active).await) }
-    });
-    let conn = settings
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    // Wake at least once per header timeout: a request head may start at any moment.
-    let check_every = settings.header_timeout.min(settings.idle_timeout);
-    let timer = tokio::time::sleep(check_every);
-    tokio::pin!(timer);
-    let stop = lifecycle.stopping();
+    let conn = ctx
+        .settings
+        .http2
+        .serve_connection(TokioIo::new(io), service(&state, &client, ctx));
+    drive(Box::pin(conn), &state, ctx, None).await;
+}
+
+/// Plain-text HTTP/1.1 with parking: hyper serves a duplicate of the socket; when it has been
+/// quiet for [`PARK_AFTER`], hyper's connection ends and the task waits on the socket alone.
+async fn serve_http1_parking(stream: TcpStream, client: Arc<ClientConn>, ctx: &ConnContext) {
+    let state = ConnState::new(false);
+    let Ok(mut parked) = stream.into_std() else {
+        return;
+    };
+    loop {
+        let Ok(active) = parked.try_clone().and_then(TcpStream::from_std) else {
+            return;
+        };
+        let io = TrackedIo::new(active, state.clone());
+        let conn = ctx
+            .settings
+            .http1
+            .serve_connection(TokioIo::new(io), service(&state, &client, ctx));
+        let parking = drive(
+            Box::pin(conn.with_upgrades()),
+            &state,
+            ctx,
+            Some(PARK_AFTER),
+        )
+        .await;
+        tracing::trace!(
+            parking,
+            head = state.head_started(),
+            "hyper connection ended"
+        );
+        // Bytes hyper read while ending would be lost with it: close rather than misparse.
+        if !parking || state.head_started() || ctx.lifecycle.is_stopping() {
+            return;
+        }
+        let Ok(waiting) = TcpStream::from_std(parked) else {
+            return;
+        };
+        let idle_left = state
+            .time_left(ctx.settings.header_timeout, ctx.settings.idle_timeout)
+            .unwrap_or(ctx.settings.idle_timeout);
+        tokio::select! {
+            ready = waiting.readable() => if ready.is_err() { return },
+            () = tokio::time::sleep(idle_left) => return,
+            () = ctx.lifecycle.stopping() => return,
+        }
+        let Ok(std) = waiting.into_std() else { return };
+        parked = std;
+        state.set_parking(false);
+    }
+}
+
+/// A hyper connection that can be asked to finish gracefully.
+trait GracefulConn: Future<Output = hyper::Result<()>> {
+    fn finish(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConn for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> GracefulConn for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives `conn` until it ends, enforcing header-read and idle timeouts and the router's stop.
+/// With `park_after`, a connection quiet that long is ended gracefully; returns true then.
+async fn drive<C: GracefulConn>(
+    mut conn: Pin<Box<C>>,
+    state: &ConnState,
+    ctx: &ConnContext,
+    park_after: Option<Duration>,
+) -> bool {
+    let settings = &ctx.settings;
+    let stop = ctx.lifecycle.stopping();
     tokio::pin!(stop);
-    let mut stopping = false;
+    let (mut stopping, mut parking) = (false, false);
+    let check_every = settings.check_every();
+    let timer = tokio::time::sleep(check_every.min(park_after.unwrap_or(check_every)));
+    tokio::pin!(timer);
     loop {
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
                     tracing::debug!(%error, "client connection ended with an error");
                 }
-                return;
+                return parking && !stopping;
             }
             () = &mut stop, if !stopping => {
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().finish();
             }
-            () = timer.as_mut() => {
+            () = timer.as_mut(), if !parking => {
                 let left = state.time_left(settings.header_timeout, settings.idle_timeout);
                 if left.is_some_and(|left| left.is_zero()) {
                     tracing::debug!("closing client connection: header or idle timeout");
-                    return;
+                    return false;
                 }
-                let wait = left.map_or(check_every, |left| left.min(check_every));
-                timer.as_mut().reset(tokio::time::Instant::now() + wait);
+                let quiet = state.quiet_for();
+                if let (Some(park_after), Some(quiet)) = (park_after, quiet)
+                    && quiet >= park_after
+                    && !stopping
+                {
+                    parking = true;
+                    state.set_parking(true);
+                    conn.as_mut().finish();
+                    continue;
+                }
+                let mut wait = left.map_or(check_every, |left| left.min(check_every));
+                if let (Some(park_after), Some(quiet)) = (park_after, quiet) {
+                    wait = wait.min(park_after - quiet);
+                }
+                timer.as_mut().reset(Instant::now() + wait);
             }
         }
     }

@@ -8,6 +8,6 @@ mod listener;
 mod worker;
 
 pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
-pub use connection::{ConnContext, ServeSettings, serve};
+pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
 pub use listener::{ListenError, bind_shared};
 pub use worker::{WorkerListeners, spawn_worker};

@@ -214,3 +214,51 @@ async fn client_leaving_mid_upload_does_not_hurt_the_router() {
         .unwrap();
     assert_eq!(text(send(router.http, req).await).await, "done");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_keep_alive_connection_serves_its_next_request() {
+    let backend = Backend::echo("b").await;
+    let router = TestRouter::with_routes(&route("app.test", &[&backend]));
+    let stream = tokio::net::TcpStream::connect(router.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for round in 0..3 {
+        sender.ready().await.unwrap();
+        let req = Request::get(format!("/round/{round}"))
+            .header("host", "app.test")
+            .body(full(""))
+            .unwrap();
+        let echo = json_body(sender.send_request(req).await.unwrap()).await;
+        assert_eq!(echo["uri"], format!("/round/{round}"));
+        // Longer than the park threshold: the router drops its HTTP state, keeps the socket.
+        tokio::time::sleep(switchyard::server::PARK_AFTER + Duration::from_millis(700)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_all_answered_in_order() {
+    let backend = Backend::echo("b").await;
+    let router = TestRouter::with_routes(&route("app.test", &[&backend]));
+    let mut request = Vec::new();
+    for i in 0..3 {
+        request
+            .extend_from_slice(format!("GET /p{i} HTTP/1.1\r\nHost: app.test\r\n\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n");
+    let reply = raw(router.http, &request, Duration::from_secs(5)).await;
+    let positions: Vec<usize> = ["/p0", "/p1", "/p2", "/last"]
+        .iter()
+        .map(|p| {
+            reply
+                .find(&format!("\"uri\":\"{p}\""))
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]) && positions[3] != usize::MAX,
+        "{reply}"
+    );
+}
