@@ -32,7 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"  # loopback only
-PORTS = {"h1": 8080, "h2c": 8081, "tls": 8443, "b1": 9001, "b2": 9002}
+PORTS = {"h1": 8080, "h2c": 8081, "admin": 8082, "tls": 8443, "b1": 9001, "b2": 9002}
 SCENARIOS = ["h1", "h1-w2", "h2c", "tls-h2", "1mib", "idle-10k"]
 PEERS = ["switchyard", "nginx", "haproxy"]
 ONE_MIB = 1024 * 1024
@@ -124,7 +124,7 @@ backend be
 SWITCHYARD_CONF = """[listen]
 http = "{host}:{h1}"
 https = "{host}:{tls}"
-admin = "{host}:0"
+admin = "{host}:{admin}"
 [tls]
 certs = [{{ cert = "{run}/cert.pem", key = "{run}/key.pem" }}]
 [server]
@@ -293,6 +293,18 @@ def idle_connections(port, count):
     return conns, failed
 
 
+def upstream_counters():
+    """switchyard's (connections opened, requests sent) upstream counters, from `/metrics`."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://{HOST}:{PORTS['admin']}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    opened = re.search(r"^switchyard_upstream_connections_opened_total (\d+)$", text, re.M)
+    sent = re.search(r"^switchyard_upstream_requests_total (\d+)$", text, re.M)
+    return (int(opened.group(1)), int(sent.group(1))) if opened and sent else None
+
+
 def make_assets(run):
     os.makedirs(os.path.join(run, "tmp"), exist_ok=True)
     with open(os.path.join(run, "1m.bin"), "wb") as f:
@@ -322,7 +334,7 @@ def start_backends(run):
 def start_peer(peer, workers, run, binary):
     cpus = "0" if workers == 1 else "0,1"
     fmt = dict(run=run, host=HOST, workers=workers, h1=PORTS["h1"], h2c=PORTS["h2c"], tls=PORTS["tls"],
-               b1=PORTS["b1"], b2=PORTS["b2"])
+               admin=PORTS["admin"], b1=PORTS["b1"], b2=PORTS["b2"])
     if peer == "nginx":
         conf = os.path.join(run, "nginx.conf")
         with open(conf, "w") as f:
@@ -369,6 +381,7 @@ def measure(peer, scenario, args, run, binary):
             argv = h2load(f"http://{HOST}:{h2c_port}/", args.duration, args.warmup)
         else:
             argv = h2load(f"https://{HOST}:{PORTS['tls']}/", args.duration, args.warmup)
+        before = upstream_counters() if peer == "switchyard" else None
         t0 = cpu_ticks(pids)
         text = run_load(argv, args.duration + 30)
         t1 = cpu_ticks(tree_pids(proc.pid))
@@ -376,6 +389,10 @@ def measure(peer, scenario, args, run, binary):
         ticks = os.sysconf("SC_CLK_TCK")
         result["cpu_us_per_req"] = (t1 - t0) / ticks * 1e6 / max(result["requests"], 1)
         result["rss_mib"] = status_kib(tree_pids(proc.pid), "VmHWM") / 1024
+        after = upstream_counters() if before else None
+        if before and after and after[1] > before[1]:
+            opened, sent = after[0] - before[0], after[1] - before[1]
+            result["upstream_reuse"] = 1 - opened / sent
         return result
     finally:
         stop(proc)
@@ -410,6 +427,12 @@ def table(results, peers, scenarios):
             p99 = f"{r['p99_ms']:.2f}" if r.get("p99_ms") is not None else "-"
             lines.append(f"| {sc} | {p} | {r['rps']:,.0f} | {rps_ratio} | {r['p50_ms']:.2f} | {p99} | "
                          f"{r['cpu_us_per_req']:.1f} | {cpu_ratio} | {r['rss_mib']:.1f} | {r['errors']} |")
+    reuse = [f"{sc} {results[sc]['switchyard']['upstream_reuse']:.5f}" for sc in scenarios
+             if results.get(sc, {}).get("switchyard", {}).get("upstream_reuse") is not None]
+    if reuse:
+        lines.append("")
+        lines.append("switchyard upstream connection reuse during the measured window "
+                     "(1 - connections opened / requests sent): " + ", ".join(reuse))
     return "\n".join(lines)
 
 

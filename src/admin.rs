@@ -1,8 +1,9 @@
-//! The admin API on `listen.admin`: `/health` and `/routes` (contract section 5), with an
+//! The admin API on `listen.admin`: `/health`, `/routes` and `/metrics` (contract section 5), with an
 //! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
 
 use crate::body::ProxyBody;
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -23,6 +24,8 @@ pub struct AdminState {
     pub lifecycle: Arc<Lifecycle>,
     /// Bearer token; empty = no authentication.
     pub token: String,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves the admin API on `listener` until the router stops.
@@ -111,7 +114,16 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => health(state),
         (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(state)),
-        (_, "/health" | "/routes") => {
+        (&Method::GET, "/metrics") => {
+            let text = state.metrics.render(&state.table.load(), &state.lifecycle);
+            let mut response = Response::new(ProxyBody::full(text));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        (_, "/health" | "/routes" | "/metrics") => {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "use GET on this path")
         }
         (_, path) => error_response(

@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod router;
 pub mod routing;

@@ -4,6 +4,7 @@
 use crate::admin;
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings, RetrySettings, SharedTable};
 use crate::routing::RouteTable;
 use crate::server::{ListenError, ServeSettings, WorkerListeners, bind_shared, spawn_worker};
@@ -93,6 +94,7 @@ impl RunningRouter {
             config.proxy.balancer,
         )));
         let lifecycle = Lifecycle::new();
+        let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
         let upstream = Upstream::new(
             UpstreamSettings {
@@ -101,6 +103,7 @@ impl RunningRouter {
                 max_idle: config.proxy.max_idle_per_backend,
             },
             BackendTls::new(roots),
+            metrics.clone(),
         );
         let proxy = Arc::new(Proxy::new(
             table.clone(),
@@ -112,6 +115,7 @@ impl RunningRouter {
                 },
                 request_timeout: config.proxy.request_timeout.0,
             },
+            metrics.clone(),
         ));
 
         let mut http = http.into_iter();
@@ -138,6 +142,7 @@ impl RunningRouter {
                     table: table.clone(),
                     lifecycle: lifecycle.clone(),
                     token: config.admin.token.clone(),
+                    metrics: metrics.clone(),
                 },
             )?),
             None => None,

@@ -210,7 +210,7 @@ impl Default for ProxyConfig {
             connect_timeout: ConfigDuration(Duration::from_secs(5)),
             request_timeout: ConfigDuration(Duration::from_secs(900)),
             max_conns_per_backend: 500,
-            max_idle_per_backend: 128,
+            max_idle_per_backend: 512,
             upstream_idle_timeout: ConfigDuration(Duration::from_secs(60)),
             backend_ca_file: None,
         }

@@ -22,6 +22,7 @@ use names::X_VCAP_REQUEST_ID;
 pub use round_trip::RetrySettings;
 
 use crate::body::ProxyBody;
+use crate::metrics::Metrics;
 use crate::routing::RouteTable;
 use crate::server::ActiveRequest;
 use crate::upstream::Upstream;
@@ -49,15 +50,22 @@ pub struct Proxy {
     table: SharedTable,
     upstream: Upstream,
     settings: ProxySettings,
+    metrics: Arc<Metrics>,
 }
 
 impl Proxy {
     /// A proxy over `table`, sending through `upstream`.
-    pub fn new(table: SharedTable, upstream: Upstream, settings: ProxySettings) -> Proxy {
+    pub fn new(
+        table: SharedTable,
+        upstream: Upstream,
+        settings: ProxySettings,
+        metrics: Arc<Metrics>,
+    ) -> Proxy {
         Proxy {
             table,
             upstream,
             settings,
+            metrics,
         }
     }
 
@@ -81,6 +89,7 @@ impl Proxy {
                 error.into_response()
             }
         };
+        self.metrics.record_status(response.status());
         let headers = response.headers_mut();
         if !headers.contains_key(&X_VCAP_REQUEST_ID) {
             headers.insert(X_VCAP_REQUEST_ID, request_id);

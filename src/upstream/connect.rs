@@ -5,11 +5,13 @@ use super::UpstreamError;
 use super::pool::Sender;
 use crate::body::ProxyBody;
 use crate::config::UpstreamProtocol;
+use crate::metrics::Metrics;
 use crate::routing::Endpoint;
 use crate::tls::BackendTls;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -20,11 +22,16 @@ use tokio_rustls::TlsConnector;
 pub(super) struct Connector {
     tls: BackendTls,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Connector {
-    pub(super) fn new(tls: BackendTls, timeout: Duration) -> Connector {
-        Connector { tls, timeout }
+    pub(super) fn new(tls: BackendTls, timeout: Duration, metrics: Arc<Metrics>) -> Connector {
+        Connector {
+            tls,
+            timeout,
+            metrics,
+        }
     }
 
     /// Connects (TCP, TLS, HTTP handshake) within the connect timeout.
@@ -39,6 +46,7 @@ impl Connector {
             .await
             .map_err(UpstreamError::Connect)?;
         let _ = tcp.set_nodelay(true);
+        self.metrics.upstream_connection_opened();
         let Some(name) = &endpoint.tls_name else {
             return handshake(tcp, endpoint.protocol).await;
         };

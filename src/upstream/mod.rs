@@ -11,12 +11,14 @@ pub use pool::Pooled;
 
 use crate::body::ProxyBody;
 use crate::config::UpstreamProtocol;
+use crate::metrics::Metrics;
 use crate::routing::Endpoint;
 use crate::tls::BackendTls;
 use connect::Connector;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use pool::Sender;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why one attempt to one endpoint failed.
@@ -80,10 +82,10 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A client with these settings and TLS trust.
-    pub fn new(settings: UpstreamSettings, tls: BackendTls) -> Upstream {
+    /// A client with these settings and TLS trust; new connections are counted in `metrics`.
+    pub fn new(settings: UpstreamSettings, tls: BackendTls, metrics: Arc<Metrics>) -> Upstream {
         Upstream {
-            connector: Connector::new(tls, settings.connect_timeout),
+            connector: Connector::new(tls, settings.connect_timeout, metrics),
             settings,
         }
     }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod conformance;
 mod limits;

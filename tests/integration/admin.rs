@@ -1,0 +1,89 @@
+//! The admin API: `/health`, `/routes`, `/metrics`, bearer token, JSON errors.
+
+use crate::support::*;
+use http::{Request, StatusCode};
+
+async fn admin_get(router: &TestRouter, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::get(path).header("host", "admin");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let response = send(router.admin, req.body(full("")).unwrap()).await;
+    let status = response.status();
+    (status, text(response).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_routes_and_metrics() {
+    let backend = Backend::echo("b").await;
+    let router = TestRouter::with_routes(&route("app.test/api", &[&backend]));
+    assert_eq!(
+        admin_get(&router, "/health", None).await,
+        (StatusCode::OK, "ok\n".to_string())
+    );
+
+    let (status, body) = admin_get(&router, "/routes", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let routes: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        routes["app.test/api"][0]["address"],
+        backend.addr.to_string()
+    );
+
+    let stream = tokio::net::TcpStream::connect(router.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..20 {
+        sender.ready().await.unwrap();
+        let req = Request::get("/api")
+            .header("host", "app.test")
+            .body(full(""))
+            .unwrap();
+        text(sender.send_request(req).await.unwrap()).await;
+    }
+    get(&router, "nowhere.test", "/").await;
+    let (status, metrics) = admin_get(&router, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("switchyard_responses_total{class=\"2xx\"} 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_responses_total{class=\"4xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_upstream_requests_total 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_upstream_connections_opened_total 1\n"),
+        "one connection reused 20 times: {metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_endpoint_requests_total{route=\"app.test/api\",endpoint=\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_json_errors() {
+    let router = TestRouter::start(&format!("{BASE}[admin]\ntoken = \"s3cret\"\n"));
+    let (status, body) = admin_get(&router, "/routes", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"].is_string());
+    assert_eq!(
+        admin_get(&router, "/routes", Some("wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        admin_get(&router, "/routes", Some("s3cret")).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = admin_get(&router, "/nope", Some("s3cret")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("\"error\""), "{body}");
+}
