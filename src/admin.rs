@@ -33,21 +33,7 @@ pub fn spawn(
     listener: std::net::TcpListener,
     state: AdminState,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("switchyard-admin".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    tracing::error!(%error, "cannot start admin runtime");
-                    return;
-                }
-            };
-            runtime.block_on(serve(listener, state));
-        })
+    crate::server::spawn_runtime_thread("switchyard-admin".into(), serve(listener, state))
 }
 
 async fn serve(listener: std::net::TcpListener, state: AdminState) {

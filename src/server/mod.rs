@@ -5,9 +5,11 @@
 mod conn_state;
 mod connection;
 mod listener;
+mod thread;
 mod worker;
 
 pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
 pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
 pub use listener::{ListenError, bind_shared};
+pub use thread::spawn_runtime_thread;
 pub use worker::{WorkerListeners, spawn_worker};

@@ -28,21 +28,10 @@ pub fn spawn_worker(
     lifecycle: Arc<Lifecycle>,
     drain_timeout: Duration,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("switchyard-worker-{index}"))
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    tracing::error!(%error, "cannot start worker runtime");
-                    return;
-                }
-            };
-            runtime.block_on(run(listeners, proxy, settings, lifecycle, drain_timeout));
-        })
+    super::spawn_runtime_thread(
+        format!("switchyard-worker-{index}"),
+        run(listeners, proxy, settings, lifecycle, drain_timeout),
+    )
 }
 
 async fn run(

@@ -30,19 +30,9 @@ async fn health_routes_and_metrics() {
         backend.addr.to_string()
     );
 
-    let stream = tokio::net::TcpStream::connect(router.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut client = KeepAlive::connect(router.http).await;
     for _ in 0..20 {
-        sender.ready().await.unwrap();
-        let req = Request::get("/api")
-            .header("host", "app.test")
-            .body(full(""))
-            .unwrap();
-        text(sender.send_request(req).await.unwrap()).await;
+        text(client.get("app.test", "/api").await).await;
     }
     get(&router, "nowhere.test", "/").await;
     let (status, metrics) = admin_get(&router, "/metrics", None).await;

@@ -219,19 +219,9 @@ async fn client_leaving_mid_upload_does_not_hurt_the_router() {
 async fn parked_keep_alive_connection_serves_its_next_request() {
     let backend = Backend::echo("b").await;
     let router = TestRouter::with_routes(&route("app.test", &[&backend]));
-    let stream = tokio::net::TcpStream::connect(router.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut client = KeepAlive::connect(router.http).await;
     for round in 0..3 {
-        sender.ready().await.unwrap();
-        let req = Request::get(format!("/round/{round}"))
-            .header("host", "app.test")
-            .body(full(""))
-            .unwrap();
-        let echo = json_body(sender.send_request(req).await.unwrap()).await;
+        let echo = json_body(client.get("app.test", &format!("/round/{round}")).await).await;
         assert_eq!(echo["uri"], format!("/round/{round}"));
         // Longer than the park threshold: the router drops its HTTP state, keeps the socket.
         tokio::time::sleep(switchyard::server::PARK_AFTER + Duration::from_millis(700)).await;

@@ -380,3 +380,28 @@ pub fn python() -> String {
     }
     "python3".to_string()
 }
+
+/// One HTTP/1.1 keep-alive connection, for tests that send several requests on it.
+pub struct KeepAlive(hyper::client::conn::http1::SendRequest<TestBody>);
+
+impl KeepAlive {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> KeepAlive {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        KeepAlive(sender)
+    }
+
+    /// GET `path` with `Host: host` on this connection.
+    pub async fn get(&mut self, host: &str, path: &str) -> Response<Incoming> {
+        self.0.ready().await.unwrap();
+        let req = Request::get(path)
+            .header("host", host)
+            .body(full(""))
+            .unwrap();
+        self.0.send_request(req).await.unwrap()
+    }
+}
