@@ -68,7 +68,8 @@ backends = [{first}]
          curl -i -H 'Host: x.apps.localhost' http://127.0.0.1:{port}/ # wildcard host\n  \
          curl -i --http2-prior-knowledge http://127.0.0.1:{port}/demo/v1/h2   # h2c\n  \
          curl -i http://127.0.0.1:{port}/nowhere                # 404 unknown_route\n  \
-         curl -s http://127.0.0.1:{admin}/routes                # the route table\n\n\
+         curl -s http://127.0.0.1:{admin}/routes                # the route table\n  \
+         curl -s http://127.0.0.1:{admin}/metrics               # Prometheus counters\n\n\
          Ctrl-C stops it.",
         admin = port + 2
     );
