@@ -126,11 +126,7 @@ async fn serve_tls(
     if http2 {
         serve_http2(io, state, client, ctx).await
     } else {
-        let conn = ctx
-            .settings
-            .http1
-            .serve_connection(TokioIo::new(io), service(&state, &client, ctx));
-        drive(Box::pin(conn.with_upgrades()), &state, ctx, None).await;
+        serve_http1(io, &state, &client, ctx, None).await;
     }
 }
 
@@ -179,6 +175,24 @@ fn service(
     })
 }
 
+/// Serves HTTP/1.1 (with upgrades) on `io`; returns true when it ended to park (see [`drive`]).
+async fn serve_http1<I>(
+    io: I,
+    state: &Arc<ConnState>,
+    client: &Arc<ClientConn>,
+    ctx: &ConnContext,
+    park_after: Option<Duration>,
+) -> bool
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let conn = ctx
+        .settings
+        .http1
+        .serve_connection(TokioIo::new(io), service(state, client, ctx));
+    drive(Box::pin(conn.with_upgrades()), state, ctx, park_after).await
+}
+
 async fn serve_http2<I>(io: I, state: Arc<ConnState>, client: Arc<ClientConn>, ctx: &ConnContext)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -202,22 +216,7 @@ async fn serve_http1_parking(stream: TcpStream, client: Arc<ClientConn>, ctx: &C
             return;
         };
         let io = TrackedIo::new(active, state.clone());
-        let conn = ctx
-            .settings
-            .http1
-            .serve_connection(TokioIo::new(io), service(&state, &client, ctx));
-        let parking = drive(
-            Box::pin(conn.with_upgrades()),
-            &state,
-            ctx,
-            Some(PARK_AFTER),
-        )
-        .await;
-        tracing::trace!(
-            parking,
-            head = state.head_started(),
-            "hyper connection ended"
-        );
+        let parking = serve_http1(io, &state, &client, ctx, Some(PARK_AFTER)).await;
         // Bytes hyper read while ending would be lost with it: close rather than misparse.
         if !parking || state.head_started() || ctx.lifecycle.is_stopping() {
             return;
@@ -305,18 +304,16 @@ async fn drive<C: GracefulConn>(
                     tracing::debug!("closing client connection: header or idle timeout");
                     return false;
                 }
-                let quiet = state.quiet_for();
-                if let (Some(park_after), Some(quiet)) = (park_after, quiet)
-                    && quiet >= park_after
-                    && !stopping
-                {
-                    parking = true;
-                    state.set_parking(true);
-                    conn.as_mut().finish();
-                    continue;
-                }
                 let mut wait = left.map_or(check_every, |left| left.min(check_every));
-                if let (Some(park_after), Some(quiet)) = (park_after, quiet) {
+                // A stopping connection is closing anyway: never park it.
+                let park = park_after.filter(|_| !stopping).zip(state.quiet_for());
+                if let Some((park_after, quiet)) = park {
+                    if quiet >= park_after {
+                        parking = true;
+                        state.set_parking(true);
+                        conn.as_mut().finish();
+                        continue;
+                    }
                     wait = wait.min(park_after - quiet);
                 }
                 timer.as_mut().reset(Instant::now() + wait);
