@@ -417,18 +417,11 @@ async fn e25_large_upload_streams_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e27_short_upstream_body_aborts_client_connection() {
     // A raw backend that promises 100 bytes, sends 10 and closes.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
-                .await;
-        }
-    });
+    let addr = raw_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
+        RawEnd::Close,
+    )
+    .await;
     let router = TestRouter::with_routes(&format!(
         "[[route]]\nuri = \"app.test\"\nbackends = [\"{addr}\"]\n"
     ));
@@ -519,16 +512,8 @@ async fn f31_unreachable_or_hanging_up_backend_gives_502() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hangup = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).await;
-            drop(stream);
-        }
-    });
+    // Hangs up after reading the request, without a byte of answer.
+    let hangup = raw_backend(b"", RawEnd::Close).await;
     let router = TestRouter::with_routes(&format!(
         "[[route]]\nuri = \"refused.test\"\nbackends = [\"{unused}\"]\n[[route]]\nuri = \"hangup.test\"\nbackends = [\"{hangup}\"]\n"
     ));

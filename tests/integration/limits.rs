@@ -146,20 +146,11 @@ async fn empty_host_gets_400_empty_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_reset_mid_body_aborts_client_and_router_survives() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-                .await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)); // RST on close
-            drop(stream);
-        }
-    });
+    let addr = raw_backend(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        RawEnd::Reset,
+    )
+    .await;
     let good = Backend::echo("good").await;
     let router = TestRouter::with_routes(&format!(
         "[[route]]\nuri = \"reset.test\"\nbackends = [\"{addr}\"]\n{}",

@@ -371,26 +371,12 @@ async fn grpc_unary_and_streaming_through_h2c_and_tls() {
     let port: u16 = line.trim().parse().unwrap();
 
     let pki = TestPki::new();
-    let (cert, key) = pki.leaf("router", &["grpc.test"]);
-    let router = TestRouter::start(&format!(
-        r#"
-[listen]
-http = "127.0.0.1:0"
-https = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-[tls]
-certs = [{{ cert = "{}", key = "{}" }}]
-[server]
-workers = 2
-drain_timeout = "300ms"
-[[route]]
-uri = "/echo.Echo"
-backends = ["127.0.0.1:{port}"]
-protocol = "http2"
-"#,
-        cert.display(),
-        key.display()
-    ));
+    let router = https_router(
+        &[pki.leaf("router", &["grpc.test"])],
+        &format!(
+            "[[route]]\nuri = \"/echo.Echo\"\nbackends = [\"127.0.0.1:{port}\"]\nprotocol = \"http2\"\n"
+        ),
+    );
     let out = run(&python, &[script, "client", &router.http.to_string()]).await;
     assert!(
         out.status.success(),

@@ -405,3 +405,63 @@ impl KeepAlive {
         self.0.send_request(req).await.unwrap()
     }
 }
+
+/// How a [`raw_backend`] ends each connection after its reply.
+pub enum RawEnd {
+    /// Close normally (FIN) right after the reply.
+    Close,
+    /// Reset (RST) 50 ms after the reply, so the reply itself arrives first.
+    Reset,
+}
+
+/// A misbehaving backend: reads a request, writes `reply` byte for byte, then ends the
+/// connection as `end` says. Returns its address.
+pub async fn raw_backend(reply: &'static [u8], end: RawEnd) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(reply).await;
+            if let RawEnd::Reset = end {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+        }
+    });
+    addr
+}
+
+/// A router with an HTTPS listener (and plain HTTP) serving `certs` by SNI, plus `routes`.
+pub fn https_router(
+    certs: &[(std::path::PathBuf, std::path::PathBuf)],
+    routes: &str,
+) -> TestRouter {
+    let certs: Vec<String> = certs
+        .iter()
+        .map(|(cert, key)| {
+            format!(
+                "{{ cert = \"{}\", key = \"{}\" }}",
+                cert.display(),
+                key.display()
+            )
+        })
+        .collect();
+    TestRouter::start(&format!(
+        r#"
+[listen]
+http = "127.0.0.1:0"
+https = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[tls]
+certs = [{}]
+[server]
+workers = 2
+drain_timeout = "300ms"
+{routes}
+"#,
+        certs.join(", ")
+    ))
+}

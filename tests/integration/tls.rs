@@ -7,34 +7,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 
-fn https_router(pki: &TestPki, routes: &str) -> TestRouter {
-    let (a_cert, a_key) = pki.leaf("a", &["a.test"]);
-    let (b_cert, b_key) = pki.leaf("b", &["b.test", "*.b.test"]);
-    TestRouter::start(&format!(
-        r#"
-[listen]
-http = "127.0.0.1:0"
-https = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-[tls]
-certs = [{{ cert = "{}", key = "{}" }}, {{ cert = "{}", key = "{}" }}]
-[server]
-workers = 2
-drain_timeout = "300ms"
-{routes}
-"#,
-        a_cert.display(),
-        a_key.display(),
-        b_cert.display(),
-        b_key.display()
-    ))
+fn two_cert_router(pki: &TestPki, routes: &str) -> TestRouter {
+    let a = pki.leaf("a", &["a.test"]);
+    let b = pki.leaf("b", &["b.test", "*.b.test"]);
+    https_router(&[a, b], routes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_alpn_h2_and_http1_with_sni_certificates() {
     let backend = Backend::echo("b").await;
     let pki = TestPki::new();
-    let router = https_router(&pki, &route("/", &[&backend]));
+    let router = two_cert_router(&pki, &route("/", &[&backend]));
     let port = router.https.unwrap().port();
     let ca = pki.ca().display().to_string();
     for host in ["a.test", "b.test", "x.b.test"] {
