@@ -1,11 +1,14 @@
-//! The admin API on `listen.admin`: `/health`, `/routes` and `/metrics` (contract section 5), with an
+//! The admin API on `listen.admin` (contract section 5): `/health`, `/routes`, `/metrics`, and
+//! `POST /routes/register` / `POST /routes/unregister` with gorouter's registration JSON, with an
 //! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
 
 use crate::body::ProxyBody;
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
-use crate::proxy::SharedTable;
+use crate::registry::{Change, MessageError, Registry, RegistryMessage, parse_messages};
+use crate::routing::now_ms;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -13,13 +16,19 @@ use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// What the admin API reads.
+/// Largest registration body accepted (about 100,000 registrations).
+const MAX_BODY: usize = 64 << 20;
+
+/// What the admin API reads and writes.
 #[derive(Clone)]
 pub struct AdminState {
-    /// The live route table.
-    pub table: SharedTable,
+    /// The registry behind the route table.
+    pub registry: Arc<dyn Registry>,
+    /// Longest time to live of a registration.
+    pub stale_threshold: Duration,
     /// Health follows the lifecycle phase.
     pub lifecycle: Arc<Lifecycle>,
     /// Bearer token; empty = no authentication.
@@ -53,7 +62,7 @@ async fn serve(listener: std::net::TcpListener, state: AdminState) {
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req)) }
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service);
@@ -93,15 +102,24 @@ fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
         .is_some_and(|token| token == state.token)
 }
 
-fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
     if !authorized(state, &req) {
         return error_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/health") => health(state),
-        (&Method::GET, "/routes") => json_response(StatusCode::OK, &routes(state)),
-        (&Method::GET, "/metrics") => {
-            let text = state.metrics.render(&state.table.load(), &state.lifecycle);
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/health") => health(state),
+        (Method::GET, "/routes") => json_response(StatusCode::OK, &routes(state)),
+        (Method::POST, "/routes/register") => {
+            let stale_threshold = state.stale_threshold;
+            change_routes(state, req, |m| m.registrations(stale_threshold)).await
+        }
+        (Method::POST, "/routes/unregister") => {
+            change_routes(state, req, RegistryMessage::removals).await
+        }
+        (Method::GET, "/metrics") => {
+            let text = state
+                .metrics
+                .render(&state.registry.snapshot(), &state.lifecycle);
             let mut response = Response::new(ProxyBody::full(text));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -111,6 +129,9 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
         }
         (_, "/health" | "/routes" | "/metrics") => {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "use GET on this path")
+        }
+        (_, "/routes/register" | "/routes/unregister") => {
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "use POST on this path")
         }
         (_, path) => error_response(
             StatusCode::NOT_FOUND,
@@ -135,8 +156,50 @@ fn health(state: &AdminState) -> Response<ProxyBody> {
     response
 }
 
+/// Reads a registration body, turns every message into changes with `convert`, and applies them
+/// all, or none when any message is bad (400 with the field at fault).
+async fn change_routes(
+    state: &AdminState,
+    req: Request<Incoming>,
+    convert: impl Fn(&RegistryMessage) -> Result<Vec<Change>, MessageError>,
+) -> Response<ProxyBody> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            let reason = format!("cannot read the body (at most {MAX_BODY} bytes): {error}");
+            return error_response(StatusCode::BAD_REQUEST, &reason);
+        }
+    };
+    let converted = parse_messages(&body).and_then(|messages| {
+        let mut changes = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let prefix = if messages.len() > 1 {
+                format!("[{i}]")
+            } else {
+                String::new()
+            };
+            changes.extend(convert(message).map_err(|e| e.within(&prefix))?);
+        }
+        Ok(changes)
+    });
+    match converted {
+        Ok(changes) => {
+            let applied = state.registry.apply(changes);
+            json_response(StatusCode::OK, &json!(applied))
+        }
+        Err(error) => {
+            tracing::info!(%error, "registration rejected");
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": error.to_string(), "field": error.field, "reason": error.reason }),
+            )
+        }
+    }
+}
+
 fn routes(state: &AdminState) -> Value {
-    let table = state.table.load();
+    let table = state.registry.snapshot();
+    let now = now_ms();
     let mut out = serde_json::Map::new();
     for route in table.routes() {
         let endpoints: Vec<Value> = route
@@ -144,15 +207,17 @@ fn routes(state: &AdminState) -> Value {
             .endpoints
             .iter()
             .map(|e| {
+                let spec = &e.spec;
                 json!({
-                    "address": e.address.to_string(),
-                    "tls": e.tls_name.is_some(),
-                    "server_cert_domain_san": e.tls_name.as_deref(),
-                    "protocol": e.protocol,
-                    "app_id": e.app_id,
-                    "private_instance_id": e.instance_id,
-                    "private_instance_index": e.instance_index,
-                    "tags": e.tags,
+                    "address": spec.address.to_string(),
+                    "tls": spec.tls_name.is_some(),
+                    "server_cert_domain_san": spec.tls_name.as_deref(),
+                    "protocol": spec.protocol,
+                    "app_id": spec.app_id,
+                    "private_instance_id": spec.instance_id,
+                    "private_instance_index": spec.instance_index,
+                    "tags": spec.tags,
+                    "ttl": e.lease.as_ref().map(|l| l.remaining(now).as_secs()),
                     "in_flight": e.in_flight(),
                     "requests": e.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
                     "failures": e.stats.failures.load(std::sync::atomic::Ordering::Relaxed),

@@ -80,13 +80,7 @@ async fn handle_signals(router: &RunningRouter, path: Option<&Path>) -> std::io:
 }
 
 fn reload(router: &RunningRouter, path: Option<&Path>) {
-    let Some(path) = path else { return };
-    match config::load_file(path) {
-        Ok(config) => router.reload_routes(&config),
-        Err(errors) => {
-            for error in &errors.0 {
-                tracing::error!(%error, "config reload rejected; keeping the current routes");
-            }
-        }
+    if let Some(path) = path {
+        router.reload(path);
     }
 }

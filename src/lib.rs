@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod registry;
 pub mod router;
 pub mod routing;
 pub mod server;

@@ -50,7 +50,6 @@ impl Metrics {
         let opened = self.upstream_connections.load(Ordering::Relaxed);
         let requests: u64 = table
             .routes()
-            .iter()
             .flat_map(|route| &route.pool.endpoints)
             .map(|endpoint| endpoint.stats.requests.load(Ordering::Relaxed))
             .sum();
@@ -59,7 +58,8 @@ impl Metrics {
         } else {
             1.0 - (opened.min(requests) as f64 / requests as f64)
         };
-        let single: [(&str, &str, &str, String); 5] = [
+        let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
+        let single: [(&str, &str, &str, String); 6] = [
             (
                 "switchyard_upstream_connections_opened_total",
                 "counter",
@@ -88,7 +88,13 @@ impl Metrics {
                 "switchyard_routes",
                 "gauge",
                 "Routes in the table.",
-                table.routes().len().to_string(),
+                table.len().to_string(),
+            ),
+            (
+                "switchyard_endpoints",
+                "gauge",
+                "Endpoints in the table (an endpoint on two routes counts twice).",
+                endpoints.to_string(),
             ),
         ];
         for (name, kind, help, value) in single {
@@ -120,7 +126,7 @@ impl Metrics {
             for route in table.routes() {
                 let uri = escape(&route.uri.to_string());
                 for endpoint in &route.pool.endpoints {
-                    let (address, value) = (endpoint.address, value(endpoint));
+                    let (address, value) = (endpoint.spec.address, value(endpoint));
                     let _ = writeln!(
                         out,
                         "{name}{{route=\"{uri}\",endpoint=\"{address}\"}} {value}"

@@ -1,17 +1,20 @@
-//! Starting and stopping a whole router: listeners, worker threads, admin API, route table.
-//! This is the embedding entry point: `RunningRouter::start(config)`.
+//! Starting and stopping a whole router: listeners, worker threads, admin API, registry.
+//! This is the embedding entry point: `RunningRouter::start(config)`, or
+//! `RunningRouter::builder(config)` to plug in your own registry or route extractor.
 
 use crate::admin;
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
-use crate::proxy::{Proxy, ProxySettings, RetrySettings, SharedTable};
-use crate::routing::RouteTable;
+use crate::proxy::{HostAndPath, Proxy, ProxySettings, RetrySettings, RouteExtractor};
+use crate::registry::{
+    self, Registry, RouteStore, StoreSettings, Ticker, spawn_every, static_routes,
+};
 use crate::server::{ListenError, ServeSettings, WorkerListeners, bind_shared, spawn_worker};
 use crate::tls::{self, BackendTls, TlsError};
 use crate::upstream::{Upstream, UpstreamSettings};
-use arc_swap::ArcSwap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -37,10 +40,67 @@ pub struct RunningRouter {
     https: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     lifecycle: Arc<Lifecycle>,
-    table: SharedTable,
+    registry: Arc<dyn Registry>,
+    store: Option<Arc<RouteStore>>,
     drain_wait: Duration,
     workers: Vec<JoinHandle<()>>,
     admin_thread: Option<JoinHandle<()>>,
+    _chores: Vec<Ticker>,
+}
+
+/// A router to start, with the parts a library user may replace.
+pub struct RouterBuilder {
+    config: Config,
+    registry: Option<Arc<dyn Registry>>,
+    extractor: Arc<dyn RouteExtractor>,
+}
+
+impl RouterBuilder {
+    /// Routes with `registry` instead of the built-in [`RouteStore`]. The config file's
+    /// `[[route]]` entries, their reload and expiry pruning are then the registry's business;
+    /// the admin API's register/unregister call its [`Registry::apply`].
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> RouterBuilder {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Looks routes up by what `extractor` takes from each request (default: host and path).
+    pub fn extractor(mut self, extractor: Arc<dyn RouteExtractor>) -> RouterBuilder {
+        self.extractor = extractor;
+        self
+    }
+
+    /// Opens the listeners and starts serving.
+    pub fn start(self) -> Result<RunningRouter, StartError> {
+        RunningRouter::start_parts(self)
+    }
+}
+
+/// The built-in registry with the config's routes, its pruner and (if asked) the file watch.
+fn start_store(config: &Config) -> std::io::Result<(Arc<RouteStore>, Vec<Ticker>)> {
+    let settings = StoreSettings {
+        default_balancer: config.proxy.balancer,
+        stale_threshold: config.registry.stale_threshold.0,
+    };
+    let store = Arc::new(RouteStore::new(settings, static_routes(config)));
+    let pruned = Arc::downgrade(&store);
+    let mut chores = vec![spawn_every(
+        "switchyard-prune",
+        config.registry.prune_interval.0,
+        move || {
+            if let Some(store) = pruned.upgrade() {
+                store.prune();
+            }
+        },
+    )?];
+    if config.registry.watch_config && config.source.path.is_file() {
+        chores.push(registry::watch_file(
+            store.clone(),
+            config.source.path.clone(),
+            config.registry.watch_interval.0,
+        )?);
+    }
+    Ok((store, chores))
 }
 
 fn worker_count(configured: usize) -> usize {
@@ -51,8 +111,22 @@ fn worker_count(configured: usize) -> usize {
 }
 
 impl RunningRouter {
-    /// Opens the listeners and starts serving `config`.
+    /// Opens the listeners and starts serving `config` with the built-in registry.
     pub fn start(config: Config) -> Result<RunningRouter, StartError> {
+        RunningRouter::builder(config).start()
+    }
+
+    /// A router for `config` whose parts can be replaced before it starts.
+    pub fn builder(config: Config) -> RouterBuilder {
+        RouterBuilder {
+            config,
+            registry: None,
+            extractor: Arc::new(HostAndPath),
+        }
+    }
+
+    fn start_parts(parts: RouterBuilder) -> Result<RunningRouter, StartError> {
+        let config = parts.config;
         let workers = worker_count(config.server.workers);
         let http = match config.listen.http {
             Some(address) => bind_shared("listen.http", address, workers)?,
@@ -89,10 +163,13 @@ impl RunningRouter {
         let (http_addr, https_addr) = (local(&http), local(&https));
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-        let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::from_config(
-            &config.routes,
-            config.proxy.balancer,
-        )));
+        let (registry, store, chores) = match parts.registry {
+            Some(registry) => (registry, None, Vec::new()),
+            None => {
+                let (store, chores) = start_store(&config)?;
+                (store.clone() as Arc<dyn Registry>, Some(store), chores)
+            }
+        };
         let lifecycle = Lifecycle::new();
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
@@ -106,7 +183,8 @@ impl RunningRouter {
             metrics.clone(),
         );
         let proxy = Arc::new(Proxy::new(
-            table.clone(),
+            registry.clone(),
+            parts.extractor,
             upstream,
             ProxySettings {
                 retry: RetrySettings {
@@ -139,7 +217,8 @@ impl RunningRouter {
             Some(listener) => Some(admin::spawn(
                 listener,
                 admin::AdminState {
-                    table: table.clone(),
+                    registry: registry.clone(),
+                    stale_threshold: config.registry.stale_threshold.0,
                     lifecycle: lifecycle.clone(),
                     token: config.admin.token.clone(),
                     metrics: metrics.clone(),
@@ -160,10 +239,12 @@ impl RunningRouter {
             https: https_addr,
             admin: admin_addr,
             lifecycle,
-            table,
+            registry,
+            store,
             drain_wait: config.server.drain_wait.0,
             workers: handles,
             admin_thread,
+            _chores: chores,
         })
     }
 
@@ -182,11 +263,18 @@ impl RunningRouter {
         self.admin
     }
 
-    /// Replaces the static routes with those of `config` (listeners and limits stay).
-    pub fn reload_routes(&self, config: &Config) {
-        let table = RouteTable::from_config(&config.routes, config.proxy.balancer);
-        self.table.store(Arc::new(table));
-        tracing::info!(routes = config.routes.len(), "routes reloaded");
+    /// The registry the router reads (to add or delete endpoints from the embedding program).
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.registry
+    }
+
+    /// Re-reads the routes of the config file at `path` and applies the difference (listeners
+    /// and limits need a restart). A file with an error changes nothing; its errors are logged.
+    /// Does nothing with a plugged-in registry.
+    pub fn reload(&self, path: &Path) {
+        if let Some(store) = &self.store {
+            let _ = registry::reload_from_file(store, path);
+        }
     }
 
     /// Stops accepting; open connections finish their requests (up to the drain timeout).

@@ -162,6 +162,19 @@ fn check(config: &Config) -> Vec<ConfigError> {
             "must be at least 1".into(),
         );
     }
+    for (key, value) in [
+        ("stale_threshold", config.registry.stale_threshold),
+        ("prune_interval", config.registry.prune_interval),
+        ("watch_interval", config.registry.watch_interval),
+    ] {
+        if value.0.is_zero() {
+            push(
+                key_line(text, key),
+                format!("registry.{key}"),
+                "must be more than 0s".into(),
+            );
+        }
+    }
     if let Some(ca) = &config.proxy.backend_ca_file
         && let Err(e) = crate::tls::load_roots(&config.resolve(ca))
     {

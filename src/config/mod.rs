@@ -255,14 +255,35 @@ impl Default for RouteServicesConfig {
     }
 }
 
-/// `[registry]`: shared stores feeding the route table.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[registry]`: registration expiry, config file watching, shared stores.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
+    /// Time to live of a registered endpoint unless refreshed (messages may only lower it).
+    pub stale_threshold: ConfigDuration,
+    /// How often expired registrations are removed.
+    pub prune_interval: ConfigDuration,
+    /// Re-read the config file's routes when the file changes (as on SIGHUP).
+    pub watch_config: bool,
+    /// How often a watched config file is checked for changes.
+    pub watch_interval: ConfigDuration,
     /// NATS servers carrying gorouter's `router.register` messages.
     pub nats: Option<NatsConfig>,
     /// etcd endpoints holding one key per endpoint.
     pub etcd: Option<EtcdConfig>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            stale_threshold: ConfigDuration(Duration::from_secs(120)),
+            prune_interval: ConfigDuration(Duration::from_secs(30)),
+            watch_config: false,
+            watch_interval: ConfigDuration(Duration::from_secs(1)),
+            nats: None,
+            etcd: None,
+        }
+    }
 }
 
 /// `[registry.nats]`.

@@ -18,22 +18,19 @@ mod upgrade;
 
 pub use client::ClientConn;
 pub use error::ProxyError;
+pub use lookup::{HostAndPath, RouteExtractor, RouteQuery};
 use names::X_VCAP_REQUEST_ID;
 pub use round_trip::RetrySettings;
 
 use crate::body::ProxyBody;
 use crate::metrics::Metrics;
-use crate::routing::RouteTable;
+use crate::registry::Registry;
 use crate::server::ActiveRequest;
 use crate::upstream::Upstream;
-use arc_swap::ArcSwap;
 use http::{Method, Request, Response};
 use hyper::body::{Body, Incoming};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The route table as the request path sees it: swapped whole on change, read without a lock.
-pub type SharedTable = Arc<ArcSwap<RouteTable>>;
 
 /// Per-request limits.
 #[derive(Debug, Clone)]
@@ -45,24 +42,26 @@ pub struct ProxySettings {
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
-#[derive(Debug)]
 pub struct Proxy {
-    table: SharedTable,
+    registry: Arc<dyn Registry>,
+    extractor: Arc<dyn RouteExtractor>,
     upstream: Upstream,
     settings: ProxySettings,
     metrics: Arc<Metrics>,
 }
 
 impl Proxy {
-    /// A proxy over `table`, sending through `upstream`.
+    /// A proxy routing with `extractor` over `registry`, sending through `upstream`.
     pub fn new(
-        table: SharedTable,
+        registry: Arc<dyn Registry>,
+        extractor: Arc<dyn RouteExtractor>,
         upstream: Upstream,
         settings: ProxySettings,
         metrics: Arc<Metrics>,
     ) -> Proxy {
         Proxy {
-            table,
+            registry,
+            extractor,
             upstream,
             settings,
             metrics,
@@ -107,10 +106,10 @@ impl Proxy {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::ConnectNotSupported);
         }
-        let route = lookup::route_for(&self.table.load(), &req)?;
         let upgrade = hop_by_hop::requested_upgrade(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        let route = lookup::route_for(&*self.registry, &*self.extractor, &parts)?;
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let http2_client = parts.version == http::Version::HTTP_2;
         hop_by_hop::strip_request(&mut parts.headers, upgrade.as_ref(), http2_client);
@@ -129,6 +128,7 @@ impl Proxy {
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let sent = round_trip::send(
             &self.upstream,
+            &*self.registry,
             &route,
             Request::from_parts(parts, body),
             &self.settings.retry,

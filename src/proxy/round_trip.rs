@@ -5,11 +5,11 @@
 use super::{ProxyError, forwarded, target};
 use crate::balance::{self, Attempts, PickError};
 use crate::body::ProxyBody;
+use crate::registry::Registry;
 use crate::routing::Route;
 use crate::upstream::{EndpointInFlight, SendError, Upstream, UpstreamError};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 /// Attempt limits.
@@ -34,6 +34,7 @@ pub struct Sent {
 /// Sends `req` to an endpoint of `route`, trying others while that is safe.
 pub async fn send(
     upstream: &Upstream,
+    registry: &dyn Registry,
     route: &Route,
     mut req: Request<ProxyBody>,
     settings: &RetrySettings,
@@ -63,7 +64,7 @@ pub async fn send(
                     Ok(result) => result,
                     Err(_) => {
                         let limit = deadline.saturating_duration_since(Instant::now());
-                        endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+                        registry.failure(route, &endpoint);
                         return Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)));
                     }
                 }
@@ -79,8 +80,8 @@ pub async fn send(
                 });
             }
             Err(SendError { error, request }) => {
-                endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(endpoint = %endpoint.address, %error, "attempt failed");
+                registry.failure(route, &endpoint);
+                tracing::debug!(endpoint = %endpoint.spec.address, %error, "attempt failed");
                 match request {
                     Some(unsent) => {
                         req = unsent;

@@ -43,7 +43,7 @@ fn strip_prefix(original: &PathAndQuery, prefix: &str) -> PathAndQuery {
 
 /// Sets version and target form for the endpoint's protocol.
 pub fn for_endpoint<B>(req: &mut http::Request<B>, endpoint: &Endpoint) {
-    match endpoint.protocol {
+    match endpoint.spec.protocol {
         crate::config::UpstreamProtocol::Http1 => {
             *req.version_mut() = Version::HTTP_11;
             if let Some(authority) = req.uri().authority().cloned() {
@@ -65,9 +65,9 @@ pub fn for_endpoint<B>(req: &mut http::Request<B>, endpoint: &Endpoint) {
                 .and_then(|h| Authority::try_from(h.as_bytes()).ok())
                 .or_else(|| req.uri().authority().cloned())
                 .unwrap_or_else(|| {
-                    Authority::try_from(endpoint.address.to_string()).expect("socket address")
+                    Authority::try_from(endpoint.spec.address.to_string()).expect("socket address")
                 });
-            let scheme = if endpoint.tls_name.is_some() {
+            let scheme = if endpoint.spec.tls_name.is_some() {
                 Scheme::HTTPS
             } else {
                 Scheme::HTTP

@@ -1,6 +1,6 @@
 //! A route (uri + options) and its pool of endpoints.
 
-use super::RouteUri;
+use super::{Lease, RouteUri};
 use crate::config::{BackendConfig, BalancerKind, UpstreamProtocol};
 use http::HeaderValue;
 use std::collections::BTreeMap;
@@ -45,9 +45,10 @@ impl InstanceHeaders {
     }
 }
 
-/// One backend instance.
-#[derive(Debug)]
-pub struct Endpoint {
+/// What an endpoint is: where it lives and what it says about itself (all but its counters).
+/// Two registrations with equal specs are the same endpoint (a refresh, not a change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
     /// Where to connect.
     pub address: SocketAddr,
     /// `Some(name)` to connect with TLS and verify the certificate for `name`.
@@ -62,6 +63,43 @@ pub struct Endpoint {
     pub instance_index: String,
     /// Free-form tags.
     pub tags: BTreeMap<String, String>,
+}
+
+impl EndpointSpec {
+    /// The spec of a static backend entry.
+    pub fn from_config(backend: &BackendConfig, protocol: UpstreamProtocol) -> EndpointSpec {
+        let tls_name = backend.tls.then(|| {
+            let name = backend.server_cert_domain_san.clone();
+            Arc::from(name.unwrap_or_else(|| backend.address.ip().to_string()))
+        });
+        EndpointSpec {
+            address: backend.address,
+            tls_name,
+            protocol,
+            app_id: backend.app_id.clone(),
+            instance_id: or_address(&backend.instance_id, backend.address),
+            instance_index: backend.instance_index.clone(),
+            tags: backend.tags.clone(),
+        }
+    }
+}
+
+/// `id`, or the address when `id` is empty.
+pub fn or_address(id: &str, address: SocketAddr) -> String {
+    if id.is_empty() {
+        address.to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+/// One backend instance of a route.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// What the endpoint is.
+    pub spec: EndpointSpec,
+    /// `Some` for endpoints registered by message (they expire); `None` for config entries.
+    pub lease: Option<Lease>,
     /// Live counters.
     pub stats: EndpointStats,
     /// Prebuilt `X-CF-*` headers.
@@ -69,26 +107,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Builds an endpoint from a static backend entry.
-    pub fn from_config(backend: &BackendConfig, protocol: UpstreamProtocol) -> Endpoint {
-        let tls_name = backend.tls.then(|| {
-            let name = backend.server_cert_domain_san.clone();
-            Arc::from(name.unwrap_or_else(|| backend.address.ip().to_string()))
-        });
-        let instance_id = if backend.instance_id.is_empty() {
-            backend.address.to_string()
-        } else {
-            backend.instance_id.clone()
-        };
+    /// An endpoint with fresh counters.
+    pub fn new(spec: EndpointSpec, lease: Option<Lease>) -> Endpoint {
         Endpoint {
-            headers: InstanceHeaders::new(&instance_id, &backend.app_id, &backend.instance_index),
-            address: backend.address,
-            tls_name,
-            protocol,
-            app_id: backend.app_id.clone(),
-            instance_id,
-            instance_index: backend.instance_index.clone(),
-            tags: backend.tags.clone(),
+            headers: InstanceHeaders::new(&spec.instance_id, &spec.app_id, &spec.instance_index),
+            spec,
+            lease,
             stats: EndpointStats::default(),
         }
     }

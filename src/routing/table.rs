@@ -7,11 +7,20 @@ use std::sync::Arc;
 
 /// Routes of one host pattern, by path prefix.
 #[derive(Debug, Default)]
-struct PathRoutes {
+pub struct PathRoutes {
     by_path: HashMap<Box<str>, Arc<Route>>,
 }
 
 impl PathRoutes {
+    /// Indexes the routes of one host pattern (a later route with the same path wins).
+    pub fn new(routes: impl IntoIterator<Item = Arc<Route>>) -> PathRoutes {
+        let by_path = routes
+            .into_iter()
+            .map(|route| (Box::from(route.uri.path.as_str()), route))
+            .collect();
+        PathRoutes { by_path }
+    }
+
     /// The deepest route on `path` with endpoints; else the deepest route (an empty pool).
     fn longest_match(&self, path: &str) -> Option<&Arc<Route>> {
         if self.by_path.is_empty() {
@@ -34,38 +43,83 @@ impl PathRoutes {
     }
 }
 
-/// All routes, indexed for lookup.
-#[derive(Debug, Default)]
+/// All routes, indexed by host pattern then path. Immutable: a change makes a new table that
+/// shares every untouched host's routes with the old one ([`RouteTable::with_hosts`]).
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    exact: HashMap<Box<str>, PathRoutes>,
-    wildcard: HashMap<Box<str>, PathRoutes>,
-    any_host: PathRoutes,
-    routes: Vec<Arc<Route>>,
+    exact: HashMap<Arc<str>, Arc<PathRoutes>>,
+    wildcard: HashMap<Arc<str>, Arc<PathRoutes>>,
+    any_host: Arc<PathRoutes>,
+    len: usize,
 }
 
 impl RouteTable {
     /// Indexes `routes`; a later route with the same uri replaces an earlier one.
-    pub fn new(routes: Vec<Arc<Route>>) -> RouteTable {
-        let mut table = RouteTable::default();
-        for route in &routes {
-            let by_host = match &route.uri.host {
-                HostPattern::Any => &mut table.any_host,
-                HostPattern::Exact(host) => table.exact.entry(host.as_str().into()).or_default(),
-                HostPattern::Wildcard(suffix) => {
-                    table.wildcard.entry(suffix.as_str().into()).or_default()
-                }
-            };
+    pub fn new(routes: impl IntoIterator<Item = Arc<Route>>) -> RouteTable {
+        let mut by_host: HashMap<HostPattern, Vec<Arc<Route>>> = HashMap::default();
+        for route in routes {
             by_host
-                .by_path
-                .insert(route.uri.path.as_str().into(), route.clone());
+                .entry(route.uri.host.clone())
+                .or_default()
+                .push(route);
         }
-        table.routes = routes;
-        table
+        RouteTable::default().with_hosts(
+            by_host
+                .into_iter()
+                .map(|(host, routes)| (host, PathRoutes::new(routes))),
+        )
     }
 
-    /// Every route, in the order given.
-    pub fn routes(&self) -> &[Arc<Route>] {
-        &self.routes
+    /// A copy of this table where each given host pattern has exactly the given routes (none
+    /// removes the host). Untouched hosts are shared, so a change costs one map copy of
+    /// reference counts, not a rebuild of every route.
+    pub fn with_hosts(
+        &self,
+        changes: impl IntoIterator<Item = (HostPattern, PathRoutes)>,
+    ) -> RouteTable {
+        let mut next = self.clone();
+        for (host, routes) in changes {
+            let routes = Arc::new(routes);
+            let (map, key) = match host {
+                HostPattern::Any => {
+                    next.len -= next.any_host.by_path.len();
+                    next.len += routes.by_path.len();
+                    next.any_host = routes;
+                    continue;
+                }
+                HostPattern::Exact(host) => (&mut next.exact, host),
+                HostPattern::Wildcard(suffix) => (&mut next.wildcard, suffix),
+            };
+            let key: Arc<str> = key.into();
+            let added = routes.by_path.len();
+            let old = if added == 0 {
+                map.remove(&key)
+            } else {
+                map.insert(key, routes)
+            };
+            next.len -= old.map_or(0, |old| old.by_path.len());
+            next.len += added;
+        }
+        next
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the table has no route.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every route, in no particular order.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.exact
+            .values()
+            .chain(self.wildcard.values())
+            .chain(std::iter::once(&self.any_host))
+            .flat_map(|routes| routes.by_path.values())
     }
 
     /// Finds the route for a normalised host (lower-case, no port) and a request path.
@@ -93,13 +147,14 @@ impl RouteTable {
 mod tests {
     use super::*;
     use crate::config::{BackendConfig, BalancerKind, UpstreamProtocol};
-    use crate::routing::{Endpoint, Pool, RouteUri};
+    use crate::routing::{Endpoint, EndpointSpec, Pool, RouteUri};
 
     fn route(uri: &str, backends: usize) -> Arc<Route> {
         let endpoints = (0..backends)
             .map(|i| {
                 let backend = BackendConfig::plain(([127, 0, 0, 1], 9000 + i as u16).into());
-                Arc::new(Endpoint::from_config(&backend, UpstreamProtocol::Http1))
+                let spec = EndpointSpec::from_config(&backend, UpstreamProtocol::Http1);
+                Arc::new(Endpoint::new(spec, None))
             })
             .collect();
         Arc::new(Route {
@@ -175,6 +230,28 @@ mod tests {
             Some("*.example.com")
         );
         assert_eq!(found(&table, "example.com", "/"), None);
+    }
+
+    #[test]
+    fn with_hosts_replaces_and_removes_only_named_hosts() {
+        let table = RouteTable::new(vec![
+            route("a.com", 1),
+            route("a.com/x", 1),
+            route("b.com", 1),
+        ]);
+        assert_eq!(table.len(), 3);
+        let host = |h: &str| HostPattern::Exact(h.into());
+        let next = table.with_hosts([
+            (host("a.com"), PathRoutes::new([route("a.com/y", 1)])),
+            (host("b.com"), PathRoutes::default()),
+            (host("c.com"), PathRoutes::new([route("c.com", 1)])),
+        ]);
+        assert_eq!(next.len(), 2);
+        assert_eq!(found(&next, "a.com", "/x"), None);
+        assert_eq!(found(&next, "a.com", "/y").as_deref(), Some("a.com/y"));
+        assert_eq!(found(&next, "b.com", "/"), None);
+        assert_eq!(found(&next, "c.com", "/").as_deref(), Some("c.com"));
+        assert_eq!(found(&table, "a.com", "/x").as_deref(), Some("a.com/x"));
     }
 
     #[test]

@@ -42,15 +42,15 @@ impl Connector {
     }
 
     async fn connect_inner(&self, endpoint: &Endpoint) -> Result<Sender, UpstreamError> {
-        let tcp = TcpStream::connect(endpoint.address)
+        let tcp = TcpStream::connect(endpoint.spec.address)
             .await
             .map_err(UpstreamError::Connect)?;
         let _ = tcp.set_nodelay(true);
         self.metrics.upstream_connection_opened();
-        let Some(name) = &endpoint.tls_name else {
-            return handshake(tcp, endpoint.protocol).await;
+        let Some(name) = &endpoint.spec.tls_name else {
+            return handshake(tcp, endpoint.spec.protocol).await;
         };
-        let config = match endpoint.protocol {
+        let config = match endpoint.spec.protocol {
             UpstreamProtocol::Http1 => self.tls.http1.clone(),
             UpstreamProtocol::Http2 => self.tls.http2.clone(),
         };
@@ -61,7 +61,7 @@ impl Connector {
             .connect(server_name, tcp)
             .await
             .map_err(UpstreamError::Tls)?;
-        handshake(tls, endpoint.protocol).await
+        handshake(tls, endpoint.spec.protocol).await
     }
 }
 

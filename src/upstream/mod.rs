@@ -98,7 +98,7 @@ impl Upstream {
         req: Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
         let key = PoolKey::of(endpoint);
-        match endpoint.protocol {
+        match endpoint.spec.protocol {
             UpstreamProtocol::Http1 => self.send_http1(endpoint, key, req).await,
             UpstreamProtocol::Http2 => self.send_http2(endpoint, key, req).await,
         }

@@ -23,9 +23,9 @@ pub(crate) struct PoolKey {
 impl PoolKey {
     pub(crate) fn of(endpoint: &Endpoint) -> PoolKey {
         PoolKey {
-            address: endpoint.address,
-            protocol: endpoint.protocol,
-            tls_name: endpoint.tls_name.clone(),
+            address: endpoint.spec.address,
+            protocol: endpoint.spec.protocol,
+            tls_name: endpoint.spec.tls_name.clone(),
         }
     }
 }

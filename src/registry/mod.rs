@@ -1,0 +1,90 @@
+//! The service registry: the seed article's four calls (add, delete, failure, lookup) as one
+//! trait, [`Registry`], and the built-in implementation, [`RouteStore`], which every source
+//! feeds: the config file (`config_source`: reload on SIGHUP or file change, applied as a
+//! difference), registration messages (`message`: gorouter's JSON, from the admin API) and
+//! expiry (`ticker` runs the pruner). The request path reads an immutable snapshot.
+
+mod config_source;
+mod message;
+mod store;
+mod ticker;
+
+pub use config_source::{StaticRoute, reload_from_file, static_routes, watch_file};
+pub use message::{MessageError, RegistryMessage, parse_messages};
+pub use store::{RouteStore, StoreSettings};
+pub use ticker::{Ticker, spawn_every};
+
+use crate::config::BalancerKind;
+use crate::routing::{Endpoint, EndpointSpec, Route, RouteTable, RouteUri};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An endpoint to add to a route (or to refresh, when an equal one is there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The route.
+    pub uri: RouteUri,
+    /// The endpoint.
+    pub endpoint: EndpointSpec,
+    /// Time to live unless refreshed; `None` = until deleted.
+    pub ttl: Option<Duration>,
+    /// Balancer the registration asks for (the last registration of a route wins).
+    pub balancer: Option<BalancerKind>,
+    /// Route service bound by the registration (the last registration of a route wins).
+    pub route_service_url: Option<String>,
+}
+
+/// One change to a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Adds or refreshes an endpoint.
+    Add(Registration),
+    /// Removes the endpoint at `address` from `uri`.
+    Delete {
+        /// The route.
+        uri: RouteUri,
+        /// The endpoint's address.
+        address: SocketAddr,
+    },
+}
+
+/// What a batch of changes did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// New endpoints.
+    pub added: usize,
+    /// Endpoints whose data changed.
+    pub updated: usize,
+    /// Endpoints only refreshed (lease renewed).
+    pub refreshed: usize,
+    /// Endpoints removed.
+    pub removed: usize,
+}
+
+/// A service registry. The router calls `lookup` on every request and `failure` on every
+/// failed attempt; sources call `apply`. Implementations must make `lookup` cheap and lock-free
+/// (the built-in [`RouteStore`] reads an immutable snapshot).
+pub trait Registry: Send + Sync + 'static {
+    /// Applies `changes` as one step: a request sees all of them or none.
+    fn apply(&self, changes: Vec<Change>) -> Applied;
+
+    /// Adds or refreshes one endpoint.
+    fn add(&self, registration: Registration) -> Applied {
+        self.apply(vec![Change::Add(registration)])
+    }
+
+    /// Removes one endpoint.
+    fn delete(&self, uri: RouteUri, address: SocketAddr) -> Applied {
+        self.apply(vec![Change::Delete { uri, address }])
+    }
+
+    /// Reports that an attempt to `endpoint` of `route` failed.
+    fn failure(&self, route: &Route, endpoint: &Endpoint);
+
+    /// The route for a normalised host (lower-case, no port) and a request path.
+    fn lookup(&self, host: &str, path: &str) -> Option<Arc<Route>>;
+
+    /// The whole table as it is now (for `/routes` and `/metrics`).
+    fn snapshot(&self) -> Arc<RouteTable>;
+}

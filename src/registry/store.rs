@@ -1,0 +1,549 @@
+//! The built-in registry: every route's endpoints by source (config file, registrations), and
+//! the snapshot the request path reads.
+//!
+//! Writers change the state under a mutex and mark the touched hosts dirty; the snapshot is then
+//! republished by copying the table's host map (reference counts) and rebuilding only the dirty
+//! hosts. Concurrent writers coalesce: whoever publishes takes every pending change along, and
+//! the others find their change already visible. A writer returns once its change is visible.
+//! Refreshing an unchanged endpoint only renews its lease and publishes nothing.
+
+use super::{Applied, Change, Registration, Registry, StaticRoute};
+use crate::config::BalancerKind;
+use crate::routing::{
+    Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Pool, Route, RouteTable, RouteUri,
+    now_ms,
+};
+use arc_swap::ArcSwap;
+use indexmap::IndexMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Defaults the store applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Balancer of routes that neither the config nor a registration sets.
+    pub default_balancer: BalancerKind,
+    /// Longest time to live of a registered endpoint (messages may only shorten it).
+    pub stale_threshold: Duration,
+}
+
+/// One route's sources.
+#[derive(Debug)]
+struct RouteEntry {
+    uri: RouteUri,
+    /// From the config file, with its endpoints.
+    config: Option<(StaticRoute, Vec<Arc<Endpoint>>)>,
+    /// From registrations, by address, in registration order.
+    registered: IndexMap<SocketAddr, Arc<Endpoint>>,
+    /// Balancer asked for by the last registration.
+    balancer: Option<BalancerKind>,
+    /// Route service bound by the last registration.
+    route_service_url: Option<String>,
+    /// The route as published; `None` once something changed.
+    built: Option<Arc<Route>>,
+}
+
+impl RouteEntry {
+    fn new(uri: RouteUri) -> RouteEntry {
+        RouteEntry {
+            uri,
+            config: None,
+            registered: IndexMap::new(),
+            balancer: None,
+            route_service_url: None,
+            built: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.config.is_none() && self.registered.is_empty()
+    }
+
+    /// The route: config endpoints first, then registered ones at other addresses. Options
+    /// come from the config file when it names the route, else from the last registration.
+    fn build(&mut self, default_balancer: BalancerKind) -> Arc<Route> {
+        if let Some(route) = &self.built {
+            return route.clone();
+        }
+        let (config, static_endpoints) = match &self.config {
+            Some((config, endpoints)) => (Some(config), endpoints.as_slice()),
+            None => (None, &[][..]),
+        };
+        let mut endpoints = static_endpoints.to_vec();
+        endpoints.extend(
+            self.registered
+                .iter()
+                .filter(|(address, _)| {
+                    !static_endpoints.iter().any(|e| e.spec.address == **address)
+                })
+                .map(|(_, endpoint)| endpoint.clone()),
+        );
+        let route = Arc::new(Route {
+            uri: self.uri.clone(),
+            strip_prefix: config.is_some_and(|c| c.strip_prefix),
+            balancer: config
+                .and_then(|c| c.balancer)
+                .or(self.balancer)
+                .unwrap_or(default_balancer),
+            route_service_url: config
+                .and_then(|c| c.route_service_url.clone())
+                .or_else(|| self.route_service_url.clone()),
+            pool: Pool::new(endpoints),
+        });
+        self.built = Some(route.clone());
+        route
+    }
+}
+
+/// Everything behind the store's mutex.
+#[derive(Debug)]
+struct State {
+    settings: StoreSettings,
+    /// Host pattern -> path -> entry.
+    hosts: HashMap<HostPattern, HashMap<String, RouteEntry>>,
+    dirty: HashSet<HostPattern>,
+    /// Bumped by every change that needs publishing.
+    generation: u64,
+}
+
+impl State {
+    fn entry(&mut self, uri: &RouteUri) -> &mut RouteEntry {
+        self.hosts
+            .entry(uri.host.clone())
+            .or_default()
+            .entry(uri.path.clone())
+            .or_insert_with(|| RouteEntry::new(uri.clone()))
+    }
+
+    fn existing(&mut self, uri: &RouteUri) -> Option<&mut RouteEntry> {
+        self.hosts.get_mut(&uri.host)?.get_mut(&uri.path)
+    }
+
+    /// Marks `uri` changed and drops its entry if nothing feeds it any more.
+    fn touched(&mut self, uri: &RouteUri) {
+        self.dirty.insert(uri.host.clone());
+        self.generation += 1;
+        let Some(paths) = self.hosts.get_mut(&uri.host) else {
+            return;
+        };
+        if let Some(entry) = paths.get_mut(&uri.path) {
+            entry.built = None;
+            if entry.is_empty() {
+                paths.remove(&uri.path);
+            }
+        }
+        if paths.is_empty() {
+            self.hosts.remove(&uri.host);
+        }
+    }
+
+    fn add(&mut self, registration: Registration, applied: &mut Applied) {
+        let entry = self.entry(&registration.uri);
+        let mut changed = false;
+        if entry.balancer != registration.balancer {
+            entry.balancer = registration.balancer;
+            changed = true;
+        }
+        if entry.route_service_url != registration.route_service_url {
+            entry.route_service_url = registration.route_service_url;
+            changed = true;
+        }
+        let address = registration.endpoint.address;
+        match entry.registered.get(&address) {
+            Some(existing)
+                if existing.spec == registration.endpoint
+                    && existing.lease.as_ref().map(|l| l.ttl) == registration.ttl =>
+            {
+                if let Some(lease) = &existing.lease {
+                    lease.refresh();
+                }
+                applied.refreshed += 1;
+            }
+            previous => {
+                if previous.is_some() {
+                    applied.updated += 1;
+                } else {
+                    applied.added += 1;
+                }
+                let endpoint =
+                    Endpoint::new(registration.endpoint, registration.ttl.map(Lease::new));
+                entry.registered.insert(address, Arc::new(endpoint));
+                changed = true;
+            }
+        }
+        if changed {
+            self.touched(&registration.uri);
+        }
+    }
+
+    fn delete(&mut self, uri: &RouteUri, address: SocketAddr, applied: &mut Applied) {
+        let Some(entry) = self.existing(uri) else {
+            return;
+        };
+        if entry.registered.shift_remove(&address).is_some() {
+            applied.removed += 1;
+            self.touched(uri);
+        }
+    }
+
+    /// Removes registered endpoints whose lease ran out at `now`; returns how many.
+    fn prune(&mut self, now: u64) -> usize {
+        let mut expired_uris = Vec::new();
+        let mut removed = 0;
+        for paths in self.hosts.values_mut() {
+            for entry in paths.values_mut() {
+                let before = entry.registered.len();
+                entry
+                    .registered
+                    .retain(|_, e| !e.lease.as_ref().is_some_and(|l| l.expired(now)));
+                if entry.registered.len() != before {
+                    removed += before - entry.registered.len();
+                    expired_uris.push(entry.uri.clone());
+                }
+            }
+        }
+        for uri in &expired_uris {
+            self.touched(uri);
+        }
+        removed
+    }
+
+    /// Replaces the config file's routes, keeping every unchanged route and endpoint as it is.
+    fn set_static(&mut self, routes: Vec<StaticRoute>) -> usize {
+        let mut changed = 0;
+        let mut keep = HashSet::default();
+        for route in routes {
+            keep.insert(route.uri.clone());
+            let uri = route.uri.clone();
+            let unchanged = self
+                .existing(&uri)
+                .and_then(|entry| entry.config.as_ref())
+                .is_some_and(|(old, _)| *old == route);
+            if unchanged {
+                continue;
+            }
+            let entry = self.entry(&uri);
+            let old: &[Arc<Endpoint>] = entry.config.as_ref().map_or(&[], |(_, e)| e);
+            let endpoints = route
+                .backends
+                .iter()
+                .map(|spec| reuse_or_new(old, spec))
+                .collect();
+            entry.config = Some((route, endpoints));
+            self.touched(&uri);
+            changed += 1;
+        }
+        let gone: Vec<RouteUri> = self
+            .hosts
+            .values()
+            .flat_map(|paths| paths.values())
+            .filter(|entry| entry.config.is_some() && !keep.contains(&entry.uri))
+            .map(|entry| entry.uri.clone())
+            .collect();
+        for uri in gone {
+            if let Some(entry) = self.existing(&uri) {
+                entry.config = None;
+            }
+            self.touched(&uri);
+            changed += 1;
+        }
+        changed
+    }
+
+    /// Marks every route changed (after a default changed).
+    fn touch_all(&mut self) {
+        for (host, paths) in &mut self.hosts {
+            self.dirty.insert(host.clone());
+            for entry in paths.values_mut() {
+                entry.built = None;
+            }
+        }
+        self.generation += 1;
+    }
+
+    /// The dirty hosts' routes as they are now.
+    fn take_dirty(&mut self) -> Vec<(HostPattern, PathRoutes)> {
+        let default_balancer = self.settings.default_balancer;
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|host| {
+                let routes = match self.hosts.get_mut(&host) {
+                    Some(paths) => {
+                        PathRoutes::new(paths.values_mut().map(|e| e.build(default_balancer)))
+                    }
+                    None => PathRoutes::default(),
+                };
+                (host, routes)
+            })
+            .collect()
+    }
+}
+
+/// The same endpoint (counters and all) if `old` has one with this spec, else a new one.
+fn reuse_or_new(old: &[Arc<Endpoint>], spec: &EndpointSpec) -> Arc<Endpoint> {
+    old.iter()
+        .find(|endpoint| endpoint.spec == *spec)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Endpoint::new(spec.clone(), None)))
+}
+
+/// The built-in registry (see the module docs).
+#[derive(Debug)]
+pub struct RouteStore {
+    table: ArcSwap<RouteTable>,
+    state: Mutex<State>,
+    publishing: Mutex<()>,
+    published: AtomicU64,
+}
+
+impl RouteStore {
+    /// A store holding `routes` from the config file.
+    pub fn new(settings: StoreSettings, routes: Vec<StaticRoute>) -> RouteStore {
+        let store = RouteStore {
+            table: ArcSwap::default(),
+            state: Mutex::new(State {
+                settings,
+                hosts: HashMap::default(),
+                dirty: HashSet::default(),
+                generation: 0,
+            }),
+            publishing: Mutex::new(()),
+            published: AtomicU64::new(0),
+        };
+        store.set_static(settings.default_balancer, routes);
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the config file's routes with `routes` as a difference: unchanged routes keep
+    /// their endpoints, pools and counters. Returns how many routes changed.
+    pub fn set_static(&self, default_balancer: BalancerKind, routes: Vec<StaticRoute>) -> usize {
+        let (changed, generation) = {
+            let mut state = self.lock();
+            if state.settings.default_balancer != default_balancer {
+                state.settings.default_balancer = default_balancer;
+                state.touch_all();
+            }
+            let changed = state.set_static(routes);
+            (changed, state.generation)
+        };
+        self.publish(generation);
+        changed
+    }
+
+    /// Removes every registered endpoint whose lease ran out; returns how many.
+    pub fn prune(&self) -> usize {
+        let (removed, generation) = {
+            let mut state = self.lock();
+            let removed = state.prune(now_ms());
+            (removed, state.generation)
+        };
+        if removed > 0 {
+            self.publish(generation);
+            tracing::info!(removed, "expired endpoints pruned");
+        }
+        removed
+    }
+
+    /// The longest time to live a registration may have.
+    pub fn stale_threshold(&self) -> Duration {
+        self.lock().settings.stale_threshold
+    }
+
+    /// Makes every change up to `generation` visible to requests.
+    fn publish(&self, generation: u64) {
+        let _publisher = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.published.load(Ordering::Acquire) >= generation {
+            return;
+        }
+        let (changes, generation) = {
+            let mut state = self.lock();
+            (state.take_dirty(), state.generation)
+        };
+        let next = self.table.load().with_hosts(changes);
+        self.table.store(Arc::new(next));
+        self.published.store(generation, Ordering::Release);
+    }
+}
+
+impl Registry for RouteStore {
+    fn apply(&self, changes: Vec<Change>) -> Applied {
+        let mut applied = Applied::default();
+        let generation = {
+            let mut state = self.lock();
+            for change in changes {
+                match change {
+                    Change::Add(registration) => state.add(registration, &mut applied),
+                    Change::Delete { uri, address } => state.delete(&uri, address, &mut applied),
+                }
+            }
+            state.generation
+        };
+        self.publish(generation);
+        applied
+    }
+
+    fn failure(&self, _route: &Route, endpoint: &Endpoint) {
+        endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn lookup(&self, host: &str, path: &str) -> Option<Arc<Route>> {
+        self.table.load().lookup(host, path).cloned()
+    }
+
+    fn snapshot(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamProtocol;
+    use std::collections::BTreeMap;
+
+    fn spec(port: u16) -> EndpointSpec {
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        EndpointSpec {
+            address,
+            tls_name: None,
+            protocol: UpstreamProtocol::Http1,
+            app_id: String::new(),
+            instance_id: address.to_string(),
+            instance_index: String::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn registration(uri: &str, port: u16, ttl: Option<Duration>) -> Change {
+        Change::Add(Registration {
+            uri: RouteUri::parse(uri).unwrap(),
+            endpoint: spec(port),
+            ttl,
+            balancer: None,
+            route_service_url: None,
+        })
+    }
+
+    fn store(routes: Vec<StaticRoute>) -> RouteStore {
+        let settings = StoreSettings {
+            default_balancer: BalancerKind::RoundRobin,
+            stale_threshold: Duration::from_secs(120),
+        };
+        RouteStore::new(settings, routes)
+    }
+
+    fn static_route(uri: &str, ports: &[u16]) -> StaticRoute {
+        StaticRoute {
+            uri: RouteUri::parse(uri).unwrap(),
+            strip_prefix: false,
+            balancer: None,
+            route_service_url: None,
+            backends: ports.iter().map(|&p| spec(p)).collect(),
+        }
+    }
+
+    fn ports(store: &RouteStore, host: &str, path: &str) -> Vec<u16> {
+        store.lookup(host, path).map_or(Vec::new(), |route| {
+            route
+                .pool
+                .endpoints
+                .iter()
+                .map(|e| e.spec.address.port())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn add_refresh_delete() {
+        let store = store(Vec::new());
+        let applied = store.apply(vec![
+            registration("a.com", 1, None),
+            registration("a.com", 2, None),
+        ]);
+        assert_eq!(applied.added, 2);
+        assert_eq!(ports(&store, "a.com", "/"), [1, 2]);
+        let before = store.snapshot();
+        let applied = store.apply(vec![registration("a.com", 1, None)]);
+        assert_eq!(applied.refreshed, 1);
+        assert!(
+            Arc::ptr_eq(&before, &store.snapshot()),
+            "a refresh republished"
+        );
+        store.delete(RouteUri::parse("a.com").unwrap(), spec(1).address);
+        assert_eq!(ports(&store, "a.com", "/"), [2]);
+        store.delete(RouteUri::parse("a.com").unwrap(), spec(2).address);
+        assert!(
+            store.lookup("a.com", "/").is_none(),
+            "an emptied route is removed"
+        );
+        assert_eq!(store.snapshot().len(), 0);
+    }
+
+    #[test]
+    fn expired_leases_are_pruned_and_static_routes_stay() {
+        let store = store(vec![static_route("a.com", &[1])]);
+        store.apply(vec![
+            registration("a.com", 2, Some(Duration::from_millis(1))),
+            registration("b.com", 3, Some(Duration::from_millis(1))),
+            registration("b.com", 4, Some(Duration::from_secs(60))),
+        ]);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(store.prune(), 2);
+        assert_eq!(ports(&store, "a.com", "/"), [1]);
+        assert_eq!(ports(&store, "b.com", "/"), [4]);
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_routes_and_endpoints() {
+        let store = store(vec![
+            static_route("a.com", &[1, 2]),
+            static_route("b.com", &[3]),
+        ]);
+        let a = store.lookup("a.com", "/").unwrap();
+        let b = store.lookup("b.com", "/").unwrap();
+        let changed = store.set_static(
+            BalancerKind::RoundRobin,
+            vec![
+                static_route("a.com", &[1, 2]),
+                static_route("b.com", &[3, 4]),
+            ],
+        );
+        assert_eq!(changed, 1);
+        assert!(Arc::ptr_eq(&a, &store.lookup("a.com", "/").unwrap()));
+        let b2 = store.lookup("b.com", "/").unwrap();
+        assert!(Arc::ptr_eq(&b.pool.endpoints[0], &b2.pool.endpoints[0]));
+        assert_eq!(ports(&store, "b.com", "/"), [3, 4]);
+        store.set_static(BalancerKind::RoundRobin, vec![static_route("b.com", &[3])]);
+        assert!(store.lookup("a.com", "/").is_none());
+    }
+
+    #[test]
+    fn registrations_join_static_routes_and_outlive_their_removal() {
+        let store = store(vec![static_route("a.com", &[1])]);
+        store.apply(vec![
+            registration("a.com", 1, None),
+            registration("a.com", 2, None),
+        ]);
+        assert_eq!(ports(&store, "a.com", "/"), [1, 2], "no duplicate address");
+        store.set_static(BalancerKind::RoundRobin, Vec::new());
+        assert_eq!(ports(&store, "a.com", "/"), [1, 2]);
+    }
+
+    #[test]
+    fn default_balancer_change_rebuilds_routes() {
+        let store = store(vec![static_route("a.com", &[1])]);
+        store.set_static(BalancerKind::Random, vec![static_route("a.com", &[1])]);
+        assert_eq!(
+            store.lookup("a.com", "/").unwrap().balancer,
+            BalancerKind::Random
+        );
+    }
+}
