@@ -7,5 +7,6 @@ mod cli;
 mod conformance;
 mod limits;
 mod protocols;
+mod registry;
 mod routing;
 mod tls;

@@ -212,25 +212,7 @@ async fn k43_upgrade_to_another_protocol_is_a_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k42_k44_websocket_end_to_end_and_close_propagates() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-        while let Some(Ok(message)) = ws.next().await {
-            if message.is_text() {
-                let reply = format!("echo:{}", message.to_text().unwrap());
-                ws.send(tokio_tungstenite::tungstenite::Message::text(reply))
-                    .await
-                    .unwrap();
-            }
-            if message.is_close() {
-                break;
-            }
-        }
-        let _ = closed_tx.send(());
-    });
+    let (addr, closed_rx) = ws_echo_backend().await;
     let router = TestRouter::with_routes(&format!(
         "[[route]]\nuri = \"/ws\"\nbackends = [\"{addr}\"]\n"
     ));

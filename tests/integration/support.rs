@@ -465,3 +465,29 @@ drain_timeout = "300ms"
         certs.join(", ")
     ))
 }
+
+/// A WebSocket backend answering each text message `m` with `echo:m`; the receiver fires when
+/// the backend sees the close.
+pub async fn ws_echo_backend() -> (SocketAddr, tokio::sync::oneshot::Receiver<()>) {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() {
+                let reply = format!("echo:{}", message.to_text().unwrap());
+                ws.send(tokio_tungstenite::tungstenite::Message::text(reply))
+                    .await
+                    .unwrap();
+            }
+            if message.is_close() {
+                break;
+            }
+        }
+        let _ = closed_tx.send(());
+    });
+    (addr, closed_rx)
+}
