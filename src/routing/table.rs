@@ -43,12 +43,106 @@ impl PathRoutes {
     }
 }
 
+/// The routes of one host: most hosts have only a root route, kept inline so a lookup touches
+/// one less allocation; hosts with path routes keep a shared [`PathRoutes`].
+#[derive(Debug, Clone)]
+enum HostRoutes {
+    Root(Arc<Route>),
+    Paths(Arc<PathRoutes>),
+}
+
+impl HostRoutes {
+    fn new(routes: PathRoutes) -> HostRoutes {
+        if routes.by_path.len() == 1
+            && let Some(root) = routes.by_path.get("")
+        {
+            return HostRoutes::Root(root.clone());
+        }
+        HostRoutes::Paths(Arc::new(routes))
+    }
+
+    fn longest_match(&self, path: &str) -> Option<&Arc<Route>> {
+        match self {
+            HostRoutes::Root(route) => Some(route),
+            HostRoutes::Paths(routes) => routes.longest_match(path),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            HostRoutes::Root(_) => 1,
+            HostRoutes::Paths(routes) => routes.by_path.len(),
+        }
+    }
+
+    fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        let (root, paths) = match self {
+            HostRoutes::Root(route) => (Some(route), None),
+            HostRoutes::Paths(routes) => (None, Some(routes.by_path.values())),
+        };
+        root.into_iter().chain(paths.into_iter().flatten())
+    }
+}
+
+/// Host maps are split in this many shards so that a change copies one shard, not the table.
+const SHARDS: usize = 64;
+
+/// Host -> routes, sharded by the host's hash; each shard shared between snapshots until a
+/// change touches it.
+#[derive(Debug, Clone)]
+struct HostMap {
+    shards: Vec<Arc<HashMap<Arc<str>, HostRoutes>>>,
+    hosts: usize,
+}
+
+impl Default for HostMap {
+    fn default() -> Self {
+        HostMap {
+            shards: vec![Arc::default(); SHARDS],
+            hosts: 0,
+        }
+    }
+}
+
+impl HostMap {
+    fn shard(host: &str) -> usize {
+        let mut hasher = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut hasher, host.as_bytes());
+        (std::hash::Hasher::finish(&hasher) >> 58) as usize % SHARDS
+    }
+
+    fn get(&self, host: &str) -> Option<&HostRoutes> {
+        self.shards[Self::shard(host)].get(host)
+    }
+
+    /// Sets (or, when `routes` is empty, removes) `host`; returns the number of routes before.
+    fn set(&mut self, host: &str, routes: PathRoutes) -> usize {
+        let shard = Arc::make_mut(&mut self.shards[Self::shard(host)]);
+        let routes_empty = routes.by_path.is_empty();
+        let old = if routes_empty {
+            shard.remove(host)
+        } else {
+            shard.insert(host.into(), HostRoutes::new(routes))
+        };
+        self.hosts = self.hosts + usize::from(!routes_empty) - usize::from(old.is_some());
+        old.map_or(0, |old| old.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.hosts == 0
+    }
+
+    fn values(&self) -> impl Iterator<Item = &HostRoutes> {
+        self.shards.iter().flat_map(|shard| shard.values())
+    }
+}
+
 /// All routes, indexed by host pattern then path. Immutable: a change makes a new table that
-/// shares every untouched host's routes with the old one ([`RouteTable::with_hosts`]).
+/// shares every untouched part with the old one ([`RouteTable::with_hosts`]).
 #[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    exact: HashMap<Arc<str>, Arc<PathRoutes>>,
-    wildcard: HashMap<Arc<str>, Arc<PathRoutes>>,
+    exact: HostMap,
+    wildcard: HostMap,
     any_host: Arc<PathRoutes>,
     len: usize,
 }
@@ -71,34 +165,25 @@ impl RouteTable {
     }
 
     /// A copy of this table where each given host pattern has exactly the given routes (none
-    /// removes the host). Untouched hosts are shared, so a change costs one map copy of
-    /// reference counts, not a rebuild of every route.
+    /// removes the host). Untouched shards are shared, so a change costs a copy of the shards
+    /// it touches, not a rebuild of every route.
     pub fn with_hosts(
         &self,
         changes: impl IntoIterator<Item = (HostPattern, PathRoutes)>,
     ) -> RouteTable {
         let mut next = self.clone();
         for (host, routes) in changes {
-            let routes = Arc::new(routes);
-            let (map, key) = match host {
-                HostPattern::Any => {
-                    next.len -= next.any_host.by_path.len();
-                    next.len += routes.by_path.len();
-                    next.any_host = routes;
-                    continue;
-                }
-                HostPattern::Exact(host) => (&mut next.exact, host),
-                HostPattern::Wildcard(suffix) => (&mut next.wildcard, suffix),
-            };
-            let key: Arc<str> = key.into();
             let added = routes.by_path.len();
-            let old = if added == 0 {
-                map.remove(&key)
-            } else {
-                map.insert(key, routes)
+            let removed = match host {
+                HostPattern::Any => {
+                    let old = next.any_host.by_path.len();
+                    next.any_host = Arc::new(routes);
+                    old
+                }
+                HostPattern::Exact(host) => next.exact.set(&host, routes),
+                HostPattern::Wildcard(suffix) => next.wildcard.set(&suffix, routes),
             };
-            next.len -= old.map_or(0, |old| old.by_path.len());
-            next.len += added;
+            next.len = next.len + added - removed;
         }
         next
     }
@@ -118,8 +203,8 @@ impl RouteTable {
         self.exact
             .values()
             .chain(self.wildcard.values())
-            .chain(std::iter::once(&self.any_host))
-            .flat_map(|routes| routes.by_path.values())
+            .flat_map(HostRoutes::routes)
+            .chain(self.any_host.by_path.values())
     }
 
     /// Finds the route for a normalised host (lower-case, no port) and a request path.
