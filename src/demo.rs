@@ -69,9 +69,13 @@ backends = [{first}]
          curl -i --http2-prior-knowledge http://127.0.0.1:{port}/demo/v1/h2   # h2c\n  \
          curl -i http://127.0.0.1:{port}/nowhere                # 404 unknown_route\n  \
          curl -s http://127.0.0.1:{admin}/routes                # the route table\n  \
+         curl -s -d '{{\"host\":\"127.0.0.1\",\"port\":{first},\"uris\":[\"new.localhost\"]}}' \\\n    \
+         http://127.0.0.1:{admin}/routes/register               # register an endpoint (expires in 120s)\n  \
+         curl -i -H 'Host: new.localhost' http://127.0.0.1:{port}/  # ... and it serves at once\n  \
          curl -s http://127.0.0.1:{admin}/metrics               # Prometheus counters\n\n\
          Ctrl-C stops it.",
-        admin = port + 2
+        admin = port + 2,
+        first = backends[0].port(),
     );
     serve_until_signalled(config, None)
 }

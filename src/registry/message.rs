@@ -102,7 +102,13 @@ pub fn parse_messages(body: &[u8]) -> Result<Vec<RegistryMessage>, MessageError>
     let parse_one = |value: serde_json::Value| {
         serde_path_to_error::deserialize::<_, RegistryMessage>(value).map_err(|e| {
             let field = e.path().to_string();
-            MessageError::new(field, e.into_inner().to_string())
+            let reason = e.into_inner().to_string();
+            let reason = if reason.contains("expected u16") {
+                format!("must be a port number from 1 to 65535 ({reason})")
+            } else {
+                reason
+            };
+            MessageError::new(field, reason)
         })
     };
     match value {
