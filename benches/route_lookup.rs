@@ -10,8 +10,9 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use switchyard::config::{BalancerKind, UpstreamProtocol};
+use switchyard::health::EjectionPolicy;
 use switchyard::registry::{Change, Registration, Registry, RouteStore, StoreSettings};
-use switchyard::routing::{EndpointSpec, RouteUri};
+use switchyard::routing::{EndpointSpec, RouteOptions, RouteUri};
 
 fn registration(i: usize) -> Change {
     let address = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 8080));
@@ -20,7 +21,7 @@ fn registration(i: usize) -> Change {
     } else {
         format!("app-{i}.apps.example.com")
     };
-    Change::Add(Registration {
+    Change::Add(Box::new(Registration {
         uri: RouteUri::parse(&uri).expect("valid uri"),
         endpoint: EndpointSpec {
             address,
@@ -32,16 +33,21 @@ fn registration(i: usize) -> Change {
             tags: BTreeMap::new(),
         },
         ttl: Some(Duration::from_secs(120)),
-        balancer: None,
-        route_service_url: None,
-    })
+        options: RouteOptions::default(),
+    }))
 }
 
 fn store_with(routes: usize) -> (RouteStore, Duration) {
     let store = RouteStore::new(
         StoreSettings {
             default_balancer: BalancerKind::RoundRobin,
+            default_hash_key: None,
             stale_threshold: Duration::from_secs(120),
+            ejection: EjectionPolicy {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+                remove_registered_after: 0,
+            },
         },
         Vec::new(),
     );

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -219,11 +220,16 @@ fn routes(state: &AdminState) -> Value {
                     "tags": spec.tags,
                     "ttl": e.lease.as_ref().map(|l| l.remaining(now).as_secs()),
                     "in_flight": e.in_flight(),
-                    "requests": e.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
-                    "failures": e.stats.failures.load(std::sync::atomic::Ordering::Relaxed),
+                    "requests": e.stats.requests.load(Ordering::Relaxed),
+                    "failures": e.stats.failures.load(Ordering::Relaxed),
+                    "healthy": !e.health.unavailable(),
+                    "checked_down": e.health.down.load(Ordering::Relaxed),
+                    "consecutive_failures": e.health.passive.consecutive_failures(),
+                    "ejections": e.health.passive.ejections(),
                     "load_balancing_algorithm": route.balancer,
-                    "strip_prefix": route.strip_prefix,
-                    "route_service_url": route.route_service_url,
+                    "hash_key": route.hash_key,
+                    "strip_prefix": route.options.strip_prefix,
+                    "route_service_url": route.options.route_service_url,
                 })
             })
             .collect();

@@ -15,6 +15,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod health;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

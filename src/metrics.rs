@@ -17,6 +17,9 @@ type EndpointValue = fn(&Endpoint) -> u64;
 pub struct Metrics {
     responses: [AtomicU64; 6],
     upstream_connections: AtomicU64,
+    retries: AtomicU64,
+    retries_denied: AtomicU64,
+    fail_open: AtomicU64,
 }
 
 impl Metrics {
@@ -24,6 +27,21 @@ impl Metrics {
     pub fn record_status(&self, status: StatusCode) {
         let class = (status.as_u16() / 100).saturating_sub(1).min(5) as usize;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an attempt after the first.
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a retry the budget refused.
+    pub fn retry_denied(&self) {
+        self.retries_denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a pick that took an unhealthy endpoint because no healthy one was left.
+    pub fn pool_failed_open(&self) {
+        self.fail_open.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a new connection to a backend.
@@ -59,7 +77,8 @@ impl Metrics {
             1.0 - (opened.min(requests) as f64 / requests as f64)
         };
         let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
-        let single: [(&str, &str, &str, String); 6] = [
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
+        let single: [(&str, &str, &str, String); 9] = [
             (
                 "switchyard_upstream_connections_opened_total",
                 "counter",
@@ -77,6 +96,24 @@ impl Metrics {
                 "gauge",
                 "1 - connections opened / requests sent.",
                 format!("{reuse:.6}"),
+            ),
+            (
+                "switchyard_retries_total",
+                "counter",
+                "Attempts after the first (another endpoint tried).",
+                load(&self.retries),
+            ),
+            (
+                "switchyard_retries_denied_total",
+                "counter",
+                "Retries the retry budget refused.",
+                load(&self.retries_denied),
+            ),
+            (
+                "switchyard_pool_fail_open_total",
+                "counter",
+                "Picks that took an unhealthy endpoint because the pool had no healthy one.",
+                load(&self.fail_open),
             ),
             (
                 "switchyard_client_connections",
@@ -101,7 +138,7 @@ impl Metrics {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
-        let per_endpoint: [(&str, &str, &str, EndpointValue); 3] = [
+        let per_endpoint: [(&str, &str, &str, EndpointValue); 5] = [
             (
                 "switchyard_endpoint_requests_total",
                 "counter",
@@ -119,6 +156,18 @@ impl Metrics {
                 "gauge",
                 "Requests in flight to an endpoint.",
                 |e| e.in_flight() as u64,
+            ),
+            (
+                "switchyard_endpoint_healthy",
+                "gauge",
+                "1 when an endpoint is neither ejected nor failing its health check.",
+                |e| u64::from(!e.health.unavailable()),
+            ),
+            (
+                "switchyard_endpoint_ejections_total",
+                "counter",
+                "Times an endpoint was ejected after a failed attempt.",
+                |e| e.health.passive.ejections(),
             ),
         ];
         for (name, kind, help, value) in per_endpoint {

@@ -4,9 +4,10 @@
 
 use crate::admin;
 use crate::config::Config;
+use crate::health::{self, EjectionPolicy};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
-use crate::proxy::{HostAndPath, Proxy, ProxySettings, RetrySettings, RouteExtractor};
+use crate::proxy::{HostAndPath, Proxy, ProxySettings, RetryBudget, RetrySettings, RouteExtractor};
 use crate::registry::{
     self, Registry, RouteStore, StoreSettings, Ticker, spawn_every, static_routes,
 };
@@ -80,7 +81,13 @@ impl RouterBuilder {
 fn start_store(config: &Config) -> std::io::Result<(Arc<RouteStore>, Vec<Ticker>)> {
     let settings = StoreSettings {
         default_balancer: config.proxy.balancer,
+        default_hash_key: config.proxy.hash_key.clone(),
         stale_threshold: config.registry.stale_threshold.0,
+        ejection: EjectionPolicy {
+            base: config.health.eject_base.0,
+            max: config.health.eject_max.0,
+            remove_registered_after: config.health.remove_registered_after,
+        },
     };
     let store = Arc::new(RouteStore::new(settings, static_routes(config)));
     let pruned = Arc::downgrade(&store);
@@ -163,7 +170,7 @@ impl RunningRouter {
         let (http_addr, https_addr) = (local(&http), local(&https));
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-        let (registry, store, chores) = match parts.registry {
+        let (registry, store, mut chores) = match parts.registry {
             Some(registry) => (registry, None, Vec::new()),
             None => {
                 let (store, chores) = start_store(&config)?;
@@ -173,15 +180,21 @@ impl RunningRouter {
         let lifecycle = Lifecycle::new();
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
-        let upstream = Upstream::new(
-            UpstreamSettings {
-                connect_timeout: config.proxy.connect_timeout.0,
-                idle_timeout: config.proxy.upstream_idle_timeout.0,
-                max_idle: config.proxy.max_idle_per_backend,
-            },
-            BackendTls::new(roots),
-            metrics.clone(),
+        let upstream_settings = UpstreamSettings {
+            connect_timeout: config.proxy.connect_timeout.0,
+            idle_timeout: config.proxy.upstream_idle_timeout.0,
+            max_idle: config.proxy.max_idle_per_backend,
+        };
+        let backend_tls = BackendTls::new(roots);
+        // Health probes get their own connections and counters, so they never skew the
+        // reuse ratio of client traffic.
+        let probes = Upstream::new(
+            upstream_settings.clone(),
+            backend_tls.clone(),
+            Arc::new(Metrics::default()),
         );
+        chores.push(health::spawn_checker(registry.clone(), probes)?);
+        let upstream = Upstream::new(upstream_settings, backend_tls, metrics.clone());
         let proxy = Arc::new(Proxy::new(
             registry.clone(),
             parts.extractor,
@@ -190,8 +203,13 @@ impl RunningRouter {
                 retry: RetrySettings {
                     max_attempts: config.proxy.max_attempts,
                     max_conns_per_backend: config.proxy.max_conns_per_backend,
+                    budget: RetryBudget {
+                        ratio: config.proxy.retry_budget,
+                        min_per_second: config.proxy.retry_budget_min_per_second,
+                    },
                 },
                 request_timeout: config.proxy.request_timeout.0,
+                retry_buffer: config.proxy.retry_buffer,
             },
             metrics.clone(),
         ));

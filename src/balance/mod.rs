@@ -1,5 +1,14 @@
-//! Endpoint selection: picks the endpoint for one attempt of a request, skipping endpoints the
-//! request already tried and endpoints at their connection limit.
+//! Endpoint selection: picks the endpoint for one attempt of a request with the route's
+//! balancer (round-robin, random, least-connections, P2C over peak-EWMA latency, Maglev hash
+//! on a header or cookie), skipping endpoints the request already tried, endpoints at their
+//! connection limit and unhealthy ones. When every candidate is unhealthy it fails open: a
+//! pool is never emptied by ejection.
+
+mod hash_key;
+mod maglev;
+
+pub use hash_key::HashKey;
+pub use maglev::{Maglev, fnv1a};
 
 use crate::config::BalancerKind;
 use crate::routing::{Endpoint, Route};
@@ -15,7 +24,7 @@ pub enum PickError {
     AllBusy,
 }
 
-/// What the balancer needs to know about the request so far.
+/// The endpoints a request already tried.
 #[derive(Debug, Default)]
 pub struct Attempts {
     tried: Vec<usize>,
@@ -32,58 +41,94 @@ impl Attempts {
     }
 }
 
-/// Picks an endpoint of `route` for the next attempt. `max_conns` = 0 means no limit.
+/// The endpoint chosen for an attempt.
+#[derive(Debug)]
+pub struct Picked {
+    /// Its index in the route's pool.
+    pub index: usize,
+    /// The endpoint.
+    pub endpoint: Arc<Endpoint>,
+    /// True when every candidate was unhealthy and this one was taken anyway.
+    pub failed_open: bool,
+}
+
+/// Picks an endpoint of `route` for the next attempt. `max_conns` = 0 means no limit; `hash`
+/// is the request's hash key value (hash balancer; `None` falls back to round-robin).
 pub fn pick(
     route: &Route,
     attempts: &Attempts,
     max_conns: usize,
-) -> Result<(usize, Arc<Endpoint>), PickError> {
+    hash: Option<u64>,
+) -> Result<Picked, PickError> {
     let endpoints = &route.pool.endpoints;
     let n = endpoints.len();
     if n == 0 {
         return Err(PickError::Exhausted);
     }
-    let eligible = |i: usize| !attempts.tried(i);
-    let free = |i: usize| max_conns == 0 || endpoints[i].in_flight() < max_conns;
-    let chosen = match route.balancer {
-        BalancerKind::LeastConnections => least_connections(endpoints, &eligible, &free),
-        BalancerKind::Random => scan(fastrand::usize(..n), n, &eligible, &free),
-        _ => scan(
-            route.pool.cursor.fetch_add(1, Ordering::Relaxed),
-            n,
-            &eligible,
-            &free,
-        ),
+    let candidate =
+        |i: usize| !attempts.tried(i) && (max_conns == 0 || endpoints[i].in_flight() < max_conns);
+    let healthy = |i: usize| candidate(i) && !endpoints[i].health.unavailable();
+    let (chosen, failed_open) = match choose(route, hash, healthy) {
+        Some(i) => (Some(i), false),
+        None => (choose(route, hash, candidate), true),
     };
     match chosen {
-        Some(i) => Ok((i, endpoints[i].clone())),
-        None if (0..n).any(eligible) => Err(PickError::AllBusy),
+        Some(index) => Ok(Picked {
+            index,
+            endpoint: endpoints[index].clone(),
+            failed_open,
+        }),
+        None if (0..n).any(|i| !attempts.tried(i)) => Err(PickError::AllBusy),
         None => Err(PickError::Exhausted),
     }
 }
 
-/// The first eligible, non-full endpoint from `start` on (round-robin and random).
-fn scan(
-    start: usize,
-    n: usize,
-    eligible: &impl Fn(usize) -> bool,
-    free: &impl Fn(usize) -> bool,
-) -> Option<usize> {
-    (0..n)
-        .map(|k| (start + k) % n)
-        .find(|&i| eligible(i) && free(i))
+/// The route's balancer over the endpoints for which `ok` holds.
+fn choose(route: &Route, hash: Option<u64>, ok: impl Fn(usize) -> bool) -> Option<usize> {
+    let pool = &route.pool;
+    let n = pool.endpoints.len();
+    let round_robin = || scan(pool.cursor.fetch_add(1, Ordering::Relaxed), n, &ok);
+    match route.balancer {
+        BalancerKind::RoundRobin => round_robin(),
+        BalancerKind::Random => scan(fastrand::usize(..n), n, &ok),
+        BalancerKind::LeastConnections => least_connections(&pool.endpoints, &ok),
+        BalancerKind::P2cEwma => power_of_two(&pool.endpoints, &ok),
+        BalancerKind::Hash => match (hash, &pool.maglev) {
+            (Some(hash), Some(maglev)) => maglev.walk(hash).find(|&i| ok(i)),
+            _ => round_robin(),
+        },
+    }
 }
 
-/// The eligible endpoint with the fewest requests in flight; ties broken at random.
-fn least_connections(
-    endpoints: &[Arc<Endpoint>],
-    eligible: &impl Fn(usize) -> bool,
-    free: &impl Fn(usize) -> bool,
-) -> Option<usize> {
+/// The first endpoint from `start` on (modulo `n`) for which `ok` holds.
+fn scan(start: usize, n: usize, ok: &impl Fn(usize) -> bool) -> Option<usize> {
+    (0..n).map(|k| (start + k) % n).find(|&i| ok(i))
+}
+
+/// The endpoint with the fewest requests in flight; ties broken at random.
+fn least_connections(endpoints: &[Arc<Endpoint>], ok: &impl Fn(usize) -> bool) -> Option<usize> {
     let n = endpoints.len();
     let start = fastrand::usize(..n);
     (0..n)
         .map(|k| (start + k) % n)
-        .filter(|&i| eligible(i) && free(i))
+        .filter(|&i| ok(i))
         .min_by_key(|&i| endpoints[i].in_flight())
+}
+
+/// Two endpoints at random; the one with the lower latency x (in flight + 1) wins.
+fn power_of_two(endpoints: &[Arc<Endpoint>], ok: &impl Fn(usize) -> bool) -> Option<usize> {
+    let n = endpoints.len();
+    let first = scan(fastrand::usize(..n), n, ok)?;
+    let Some(second) = scan(fastrand::usize(..n), n, &|i| i != first && ok(i)) else {
+        return Some(first);
+    };
+    let cost = |i: usize| {
+        let endpoint = &endpoints[i];
+        endpoint.health.latency.estimate_micros() * (endpoint.in_flight() + 1) as f64
+    };
+    Some(if cost(second) < cost(first) {
+        second
+    } else {
+        first
+    })
 }

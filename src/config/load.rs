@@ -185,13 +185,14 @@ fn check(config: &Config) -> Vec<ConfigError> {
         );
     }
 
-    let unavailable =
-        |kind: BalancerKind| matches!(kind, BalancerKind::P2cEwma | BalancerKind::Hash);
-    if unavailable(config.proxy.balancer) {
+    let hash_without_key = |balancer: Option<BalancerKind>, key: bool| {
+        balancer == Some(BalancerKind::Hash) && !key && config.proxy.hash_key.is_none()
+    };
+    if hash_without_key(Some(config.proxy.balancer), false) {
         push(
             key_line(text, "balancer"),
             "proxy.balancer".into(),
-            "this balancer is not available yet: use round-robin, random or least-connections"
+            "the hash balancer needs [proxy] hash_key (\"header:<name>\" or \"cookie:<name>\")"
                 .into(),
         );
     }
@@ -206,12 +207,20 @@ fn check(config: &Config) -> Vec<ConfigError> {
             }
             Err(message) => push(at(route.uri.span()), key, message),
         }
-        if route.balancer.is_some_and(unavailable) {
+        if hash_without_key(route.balancer, route.hash_key.is_some()) {
             push(
                 at(route.uri.span()),
                 format!("route[{i}].balancer"),
-                "this balancer is not available yet: use round-robin, random or least-connections"
-                    .into(),
+                "the hash balancer needs hash_key here or in [proxy]".into(),
+            );
+        }
+        if let Some(check) = &route.health_check
+            && (!check.path.starts_with('/') || check.rise == 0 || check.fall == 0)
+        {
+            push(
+                at(route.uri.span()),
+                format!("route[{i}].health_check"),
+                "path must start with / and rise and fall must be at least 1".into(),
             );
         }
         if !route.route_service_url.is_empty() && !route.route_service_url.starts_with("https://") {

@@ -9,6 +9,8 @@ pub use backend::BackendConfig;
 pub use duration::ConfigDuration;
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
 
+use crate::balance::HashKey;
+
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +45,9 @@ pub struct Config {
     /// Shared registries (NATS, etcd).
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Passive health: ejection of failing endpoints.
+    #[serde(default)]
+    pub health: HealthConfig,
     /// Static routes.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -200,6 +205,15 @@ pub struct ProxyConfig {
     pub upstream_idle_timeout: ConfigDuration,
     /// PEM bundle trusted for backends' TLS (`tls_port`); empty = system roots.
     pub backend_ca_file: Option<PathBuf>,
+    /// What the hash balancer hashes, for routes that do not say.
+    pub hash_key: Option<HashKey>,
+    /// Request bodies up to this size (with a Content-Length) are buffered when the request
+    /// may be retried after it was sent (idempotent methods); 0 = never buffer.
+    pub retry_buffer: usize,
+    /// Retries of requests that reached a backend, as a share of requests (per worker).
+    pub retry_budget: f64,
+    /// Retries per second always allowed on top of the budget (per worker).
+    pub retry_budget_min_per_second: u32,
 }
 
 impl Default for ProxyConfig {
@@ -213,6 +227,10 @@ impl Default for ProxyConfig {
             max_idle_per_backend: 512,
             upstream_idle_timeout: ConfigDuration(Duration::from_secs(60)),
             backend_ca_file: None,
+            hash_key: None,
+            retry_buffer: 64 * 1024,
+            retry_budget: 0.2,
+            retry_budget_min_per_second: 10,
         }
     }
 }
@@ -253,6 +271,65 @@ impl Default for RouteServicesConfig {
             ca_file: None,
         }
     }
+}
+
+/// `[health]`: passive health (ejection of endpoints whose attempts fail).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Ejection after a first failure; doubles with each consecutive failure.
+    pub eject_base: ConfigDuration,
+    /// Longest ejection.
+    pub eject_max: ConfigDuration,
+    /// Consecutive failures that remove a registered endpoint (back with its next
+    /// registration); 0 = never.
+    pub remove_registered_after: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            eject_base: ConfigDuration(Duration::from_secs(1)),
+            eject_max: ConfigDuration(Duration::from_secs(30)),
+            remove_registered_after: 5,
+        }
+    }
+}
+
+/// `health_check` of a route: probe every endpoint with `GET path`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Path to GET; a 2xx or 3xx answer is healthy.
+    pub path: String,
+    /// Time between probes of one endpoint.
+    #[serde(default = "default_check_interval")]
+    pub interval: ConfigDuration,
+    /// Time a probe may take.
+    #[serde(default = "default_check_timeout")]
+    pub timeout: ConfigDuration,
+    /// Good probes in a row that bring a down endpoint back.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Failed probes in a row that take an endpoint down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+fn default_check_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(5))
+}
+
+fn default_check_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(2))
+}
+
+fn default_rise() -> u32 {
+    2
+}
+
+fn default_fall() -> u32 {
+    3
 }
 
 /// `[registry]`: registration expiry, config file watching, shared stores.
@@ -329,4 +406,11 @@ pub struct RouteConfig {
     /// Route service URL (https only).
     #[serde(default)]
     pub route_service_url: String,
+    /// What the hash balancer hashes (overrides `[proxy] hash_key`).
+    pub hash_key: Option<HashKey>,
+    /// Active health check of the route's endpoints.
+    pub health_check: Option<HealthCheck>,
+    /// Response statuses retried on another endpoint (idempotent requests only).
+    #[serde(default)]
+    pub retry_statuses: Vec<u16>,
 }

@@ -12,6 +12,7 @@ mod lookup;
 pub mod names;
 mod request_id;
 mod response;
+mod retry;
 mod round_trip;
 mod target;
 mod upgrade;
@@ -20,13 +21,17 @@ pub use client::ClientConn;
 pub use error::ProxyError;
 pub use lookup::{HostAndPath, RouteExtractor, RouteQuery};
 use names::X_VCAP_REQUEST_ID;
+pub use retry::RetryBudget;
 pub use round_trip::RetrySettings;
+pub(crate) use target::for_endpoint;
 
 use crate::body::ProxyBody;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::routing::Route;
 use crate::server::ActiveRequest;
 use crate::upstream::Upstream;
+use crate::upstream::UpstreamError;
 use http::{Method, Request, Response};
 use hyper::body::{Body, Incoming};
 use std::sync::Arc;
@@ -39,6 +44,9 @@ pub struct ProxySettings {
     pub retry: RetrySettings,
     /// Time for the whole backend exchange (headers and body).
     pub request_timeout: Duration,
+    /// Largest request body (with a Content-Length) buffered so that an idempotent request can
+    /// be resent after a backend may have seen it; 0 = never buffer.
+    pub retry_buffer: usize,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -120,21 +128,27 @@ impl Proxy {
             request_id,
         );
         target::to_origin_form(&mut parts, &route, authority.as_deref());
+        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let body = if body.is_end_stream() {
             ProxyBody::Empty
+        } else if self.worth_buffering(&parts, &body, &route) {
+            buffer(body, deadline).await?
         } else {
             ProxyBody::Incoming(body)
         };
-        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
-        let sent = round_trip::send(
-            &self.upstream,
-            &*self.registry,
-            &route,
-            Request::from_parts(parts, body),
-            &self.settings.retry,
-            (upgrade.is_none()).then_some(deadline),
-        )
-        .await?;
+        let round_trip = round_trip::RoundTrip {
+            upstream: &self.upstream,
+            registry: &*self.registry,
+            metrics: &self.metrics,
+            settings: &self.settings.retry,
+        };
+        let sent = round_trip
+            .send(
+                &route,
+                Request::from_parts(parts, body),
+                (upgrade.is_none()).then_some(deadline),
+            )
+            .await?;
         match (upgrade, client_upgrade) {
             (Some(protocol), Some(client_upgrade)) => {
                 upgrade::finish(sent, &protocol, client_upgrade, client, active, deadline)
@@ -146,5 +160,36 @@ impl Proxy {
                 deadline,
             )),
         }
+    }
+}
+
+impl Proxy {
+    /// True when the body should be read whole before sending: the request could be resent
+    /// (idempotent, more than one endpoint to try) and its declared length fits the buffer.
+    fn worth_buffering(
+        &self,
+        parts: &http::request::Parts,
+        body: &Incoming,
+        route: &Route,
+    ) -> bool {
+        let fits = body
+            .size_hint()
+            .exact()
+            .is_some_and(|len| len <= self.settings.retry_buffer as u64);
+        fits && self.settings.retry.max_attempts > 1
+            && route.pool.endpoints.len() > 1
+            && retry::idempotent(&parts.method, &parts.headers)
+    }
+}
+
+/// Reads a (small, length-declared) client body whole, within the request deadline.
+async fn buffer(body: Incoming, deadline: tokio::time::Instant) -> Result<ProxyBody, ProxyError> {
+    use http_body_util::BodyExt;
+    match tokio::time::timeout_at(deadline, body.collect()).await {
+        Ok(Ok(collected)) => Ok(ProxyBody::full(collected.to_bytes())),
+        Ok(Err(error)) => Err(ProxyError::ClientBody(UpstreamError::Http(error))),
+        Err(_) => Err(ProxyError::ClientBody(UpstreamError::Timeout(
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+        ))),
     }
 }

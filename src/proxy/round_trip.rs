@@ -1,15 +1,22 @@
-//! The round tripper: picks an endpoint, sends, and on a failure that provably left the request
-//! untouched (connect refused or timed out, TLS failure, connection not ready) tries another
-//! endpoint, up to `max_attempts` (capped by the pool size).
+//! The round tripper: picks an endpoint, sends, and moves to another endpoint when that is
+//! safe (see `retry`): always for failures before the request left the router, and for
+//! idempotent requests with a replayable body when no response head came back (within the
+//! retry budget), or when the route retries the status the backend answered. Every failed
+//! attempt is reported to the registry (passive health). Up to `max_attempts`, capped by the
+//! pool size.
 
+use super::retry::{self, Replay, RetryBudget};
 use super::{ProxyError, forwarded, target};
 use crate::balance::{self, Attempts, PickError};
 use crate::body::ProxyBody;
+use crate::config::BalancerKind;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::routing::Route;
-use crate::upstream::{EndpointInFlight, SendError, Upstream, UpstreamError};
+use crate::routing::{Endpoint, Route, now_ms};
+use crate::upstream::{EndpointInFlight, Pooled, SendError, Upstream, UpstreamError};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Attempt limits.
@@ -19,6 +26,8 @@ pub struct RetrySettings {
     pub max_attempts: usize,
     /// In-flight requests per endpoint; 0 = unlimited.
     pub max_conns_per_backend: usize,
+    /// Budget for retries of requests that reached a backend.
+    pub budget: RetryBudget,
 }
 
 /// A response head from a backend, with what its body must hold on to.
@@ -26,71 +35,151 @@ pub struct Sent {
     /// The backend's response.
     pub response: Response<Incoming>,
     /// The HTTP/1.1 connection to give back when the body ends.
-    pub pooled: Option<crate::upstream::Pooled>,
+    pub pooled: Option<Pooled>,
     /// The endpoint's in-flight count for this request.
     pub in_flight: EndpointInFlight,
 }
 
-/// Sends `req` to an endpoint of `route`, trying others while that is safe.
-pub async fn send(
-    upstream: &Upstream,
-    registry: &dyn Registry,
-    route: &Route,
-    mut req: Request<ProxyBody>,
-    settings: &RetrySettings,
-    deadline: Option<Instant>,
-) -> Result<Sent, ProxyError> {
-    let max_attempts = settings
-        .max_attempts
-        .clamp(1, route.pool.endpoints.len().max(1));
-    let mut attempts = Attempts::default();
-    let mut last_error: Option<UpstreamError> = None;
-    for attempt in 0..max_attempts {
-        let (index, endpoint) =
-            match balance::pick(route, &attempts, settings.max_conns_per_backend) {
+/// What the round tripper works with.
+pub struct RoundTrip<'a> {
+    /// Sends to endpoints.
+    pub upstream: &'a Upstream,
+    /// Hears about failures.
+    pub registry: &'a dyn Registry,
+    /// Counts retries and fail-opens.
+    pub metrics: &'a Metrics,
+    /// Limits.
+    pub settings: &'a RetrySettings,
+}
+
+impl RoundTrip<'_> {
+    /// Sends `req` to an endpoint of `route`, trying others while that is safe. `deadline`
+    /// bounds the whole exchange (`None` for upgrades).
+    pub async fn send(
+        &self,
+        route: &Route,
+        req: Request<ProxyBody>,
+        deadline: Option<Instant>,
+    ) -> Result<Sent, ProxyError> {
+        let settings = self.settings;
+        let max_attempts = settings
+            .max_attempts
+            .clamp(1, route.pool.endpoints.len().max(1));
+        let replay = if max_attempts > 1 {
+            Replay::of(&req)
+        } else {
+            None
+        };
+        let hash = match (&route.hash_key, route.balancer) {
+            (Some(key), BalancerKind::Hash) => key.hash(req.headers()),
+            _ => None,
+        };
+        settings.budget.deposit();
+        let mut attempts = Attempts::default();
+        let mut last_error: Option<UpstreamError> = None;
+        let mut answered: Option<Sent> = None;
+        let mut next = Some(req);
+        for attempt in 0..max_attempts {
+            let Some(mut req) = next.take() else { break };
+            let picked = match balance::pick(route, &attempts, settings.max_conns_per_backend, hash)
+            {
                 Ok(picked) => picked,
-                Err(PickError::AllBusy) if last_error.is_none() => {
+                Err(PickError::AllBusy) if last_error.is_none() && answered.is_none() => {
                     return Err(ProxyError::ConnectionLimit);
                 }
                 Err(_) => break,
             };
-        attempts.record(index);
-        forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
-        target::for_endpoint(&mut req, &endpoint);
-        let in_flight = EndpointInFlight::start(endpoint.clone());
-        let result = match deadline {
-            Some(deadline) => {
-                match tokio::time::timeout_at(deadline, upstream.send(&endpoint, req)).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        let limit = deadline.saturating_duration_since(Instant::now());
-                        registry.failure(route, &endpoint);
-                        return Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)));
+            if picked.failed_open {
+                self.metrics.pool_failed_open();
+            }
+            if attempt > 0 {
+                self.metrics.retried();
+            }
+            attempts.record(picked.index);
+            let endpoint = picked.endpoint;
+            forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
+            target::for_endpoint(&mut req, &endpoint);
+            let in_flight = EndpointInFlight::start(endpoint.clone());
+            let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
+            let result = match deadline {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, self.upstream.send(&endpoint, req))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => {
+                            let limit = deadline.saturating_duration_since(Instant::now());
+                            self.registry.failure(route, &endpoint);
+                            return Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)));
+                        }
                     }
                 }
-            }
-            None => upstream.send(&endpoint, req).await,
-        };
-        match result {
-            Ok((response, pooled)) => {
-                return Ok(Sent {
-                    response,
-                    pooled,
-                    in_flight,
-                });
-            }
-            Err(SendError { error, request }) => {
-                registry.failure(route, &endpoint);
-                tracing::debug!(endpoint = %endpoint.spec.address, %error, "attempt failed");
-                match request {
-                    Some(unsent) => {
-                        req = unsent;
-                        last_error = Some(error);
+                None => self.upstream.send(&endpoint, req).await,
+            };
+            match result {
+                Ok((response, pooled)) => {
+                    endpoint.health.passive.succeeded();
+                    if let Some(started) = started {
+                        endpoint.health.latency.observe(started.elapsed(), now_ms());
                     }
-                    None => return Err(ProxyError::from_attempt(error)),
+                    let sent = Sent {
+                        response,
+                        pooled,
+                        in_flight,
+                    };
+                    let status = sent.response.status().as_u16();
+                    match &replay {
+                        Some(replay)
+                            if route.options.retry_statuses.contains(&status)
+                                && attempt + 1 < max_attempts
+                                && self.budget_allows() =>
+                        {
+                            tracing::debug!(endpoint = %endpoint.spec.address, status, "retrying status");
+                            next = Some(replay.request());
+                            answered = Some(sent);
+                        }
+                        _ => return Ok(sent),
+                    }
+                }
+                Err(SendError { error, request }) => {
+                    self.attempt_failed(route, &endpoint, &error);
+                    next = match request {
+                        Some(unsent) => Some(unsent),
+                        None if retry::no_response(&error)
+                            && attempt + 1 < max_attempts
+                            && self.budget_allows() =>
+                        {
+                            replay.as_ref().map(Replay::request)
+                        }
+                        None => None,
+                    };
+                    if next.is_none() {
+                        return answered.ok_or_else(|| ProxyError::from_attempt(error));
+                    }
+                    last_error = Some(error);
                 }
             }
         }
+        match (answered, last_error) {
+            (Some(sent), _) => Ok(sent),
+            (None, Some(error)) => Err(ProxyError::EndpointFailure(error)),
+            (None, None) => Err(ProxyError::NoEndpoints),
+        }
     }
-    Err(last_error.map_or(ProxyError::NoEndpoints, ProxyError::EndpointFailure))
+
+    fn budget_allows(&self) -> bool {
+        let allowed = self.settings.budget.withdraw();
+        if !allowed {
+            self.metrics.retry_denied();
+        }
+        allowed
+    }
+
+    /// Reports a failed attempt, unless the client's own body broke it.
+    fn attempt_failed(&self, route: &Route, endpoint: &Arc<Endpoint>, error: &UpstreamError) {
+        if !matches!(error, UpstreamError::Http(e) if e.is_user()) {
+            self.registry.failure(route, endpoint);
+        }
+        tracing::debug!(endpoint = %endpoint.spec.address, %error, "attempt failed");
+    }
 }

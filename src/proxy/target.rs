@@ -20,7 +20,7 @@ pub fn to_origin_form(parts: &mut Parts, route: &Route, authority: Option<&str>)
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let path_and_query = if route.strip_prefix && !route.uri.path.is_empty() {
+    let path_and_query = if route.options.strip_prefix && !route.uri.path.is_empty() {
         strip_prefix(&path_and_query, &route.uri.path)
     } else {
         path_and_query

@@ -3,8 +3,8 @@
 //! changes ([`watch_file`]). A file with an error changes nothing; each error is logged.
 
 use super::{RouteStore, Ticker, spawn_every};
-use crate::config::{self, BalancerKind, Config, RouteConfig};
-use crate::routing::{EndpointSpec, RouteUri};
+use crate::config::{self, Config, RouteConfig};
+use crate::routing::{EndpointSpec, RouteOptions, RouteUri};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,12 +14,8 @@ use std::time::{Duration, SystemTime};
 pub struct StaticRoute {
     /// The route.
     pub uri: RouteUri,
-    /// Remove the route's path from the request path before forwarding.
-    pub strip_prefix: bool,
-    /// Balancer override.
-    pub balancer: Option<BalancerKind>,
-    /// Route service URL.
-    pub route_service_url: Option<String>,
+    /// How it forwards.
+    pub options: RouteOptions,
     /// The backends, in file order.
     pub backends: Vec<EndpointSpec>,
 }
@@ -29,10 +25,15 @@ impl StaticRoute {
     pub fn from_config(route: &RouteConfig) -> Option<StaticRoute> {
         Some(StaticRoute {
             uri: RouteUri::parse(route.uri.get_ref()).ok()?,
-            strip_prefix: route.strip_prefix,
-            balancer: route.balancer,
-            route_service_url: (!route.route_service_url.is_empty())
-                .then(|| route.route_service_url.clone()),
+            options: RouteOptions {
+                strip_prefix: route.strip_prefix,
+                balancer: route.balancer,
+                hash_key: route.hash_key.clone(),
+                route_service_url: (!route.route_service_url.is_empty())
+                    .then(|| route.route_service_url.clone()),
+                health_check: route.health_check.clone(),
+                retry_statuses: route.retry_statuses.clone(),
+            },
             backends: route
                 .backends
                 .iter()
@@ -56,7 +57,8 @@ pub fn static_routes(config: &Config) -> Vec<StaticRoute> {
 pub fn reload_from_file(store: &RouteStore, path: &Path) -> Result<usize, config::ConfigErrors> {
     match config::load_file(path) {
         Ok(config) => {
-            let changed = store.set_static(config.proxy.balancer, static_routes(&config));
+            let defaults = (config.proxy.balancer, config.proxy.hash_key.clone());
+            let changed = store.set_static(defaults, static_routes(&config));
             tracing::info!(
                 file = %path.display(),
                 routes = config.routes.len(),

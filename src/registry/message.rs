@@ -3,8 +3,9 @@
 //! registry changes. Unknown fields are ignored, as gorouter does.
 
 use super::{Change, Registration};
+use crate::balance::HashKey;
 use crate::config::{BalancerKind, UpstreamProtocol};
-use crate::routing::{EndpointSpec, RouteUri, or_address};
+use crate::routing::{EndpointSpec, RouteOptions, RouteUri, or_address};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -48,9 +49,13 @@ impl MessageError {
 /// `options` of a registration.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MessageOptions {
-    /// Balancer for the route: `round-robin`, `least-connection(s)` or `random`.
+    /// Balancer for the route: `round-robin`, `least-connection(s)`, `random`, `p2c-ewma` or
+    /// `hash` (with `hash_header`).
     #[serde(default)]
     pub loadbalancing: String,
+    /// Header the hash balancer hashes (gorouter's `hash_header`).
+    #[serde(default)]
+    pub hash_header: String,
 }
 
 /// One `router.register` / `router.unregister` message.
@@ -173,18 +178,29 @@ impl RegistryMessage {
             instance_index: self.private_instance_index.clone(),
             tags: self.tags.clone(),
         };
-        let balancer = self.balancer();
+        let hash_key = match self.options.hash_header.as_str() {
+            "" => None,
+            name => Some(
+                HashKey::parse(&format!("header:{name}"))
+                    .map_err(|e| MessageError::new("options.hash_header", e))?,
+            ),
+        };
+        let options = RouteOptions {
+            balancer: self.balancer(),
+            hash_key,
+            route_service_url,
+            ..RouteOptions::default()
+        };
         Ok(self
             .uris()?
             .into_iter()
             .map(|uri| {
-                Change::Add(Registration {
+                Change::Add(Box::new(Registration {
                     uri,
                     endpoint: endpoint.clone(),
                     ttl: Some(ttl),
-                    balancer,
-                    route_service_url: route_service_url.clone(),
-                })
+                    options: options.clone(),
+                }))
             })
             .collect())
     }
@@ -240,6 +256,8 @@ impl RegistryMessage {
             "round-robin" => Some(BalancerKind::RoundRobin),
             "least-connection" | "least-connections" => Some(BalancerKind::LeastConnections),
             "random" => Some(BalancerKind::Random),
+            "p2c-ewma" => Some(BalancerKind::P2cEwma),
+            "hash" => Some(BalancerKind::Hash),
             other => {
                 tracing::warn!(
                     balancer = other,
@@ -283,7 +301,7 @@ mod tests {
         assert_eq!(reg.endpoint.address.to_string(), "10.0.1.11:61002");
         assert_eq!(reg.endpoint.tls_name.as_deref(), Some("425c"));
         assert_eq!(reg.ttl, Some(Duration::from_secs(30)));
-        assert_eq!(reg.balancer, Some(BalancerKind::LeastConnections));
+        assert_eq!(reg.options.balancer, Some(BalancerKind::LeastConnections));
     }
 
     #[test]

@@ -11,11 +11,10 @@ mod ticker;
 
 pub use config_source::{StaticRoute, reload_from_file, static_routes, watch_file};
 pub use message::{MessageError, RegistryMessage, parse_messages};
-pub use store::{RouteStore, StoreSettings};
+pub use store::{RouteDefaults, RouteStore, StoreSettings};
 pub use ticker::{Ticker, spawn_every};
 
-use crate::config::BalancerKind;
-use crate::routing::{Endpoint, EndpointSpec, Route, RouteTable, RouteUri};
+use crate::routing::{Endpoint, EndpointSpec, Route, RouteOptions, RouteTable, RouteUri};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,17 +28,16 @@ pub struct Registration {
     pub endpoint: EndpointSpec,
     /// Time to live unless refreshed; `None` = until deleted.
     pub ttl: Option<Duration>,
-    /// Balancer the registration asks for (the last registration of a route wins).
-    pub balancer: Option<BalancerKind>,
-    /// Route service bound by the registration (the last registration of a route wins).
-    pub route_service_url: Option<String>,
+    /// Route options the registration asks for (balancer, hash key, route service); the last
+    /// registration of a route wins, and a config-file route's own options win over all.
+    pub options: RouteOptions,
 }
 
 /// One change to a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Adds or refreshes an endpoint.
-    Add(Registration),
+    Add(Box<Registration>),
     /// Removes the endpoint at `address` from `uri`.
     Delete {
         /// The route.
@@ -71,7 +69,7 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Adds or refreshes one endpoint.
     fn add(&self, registration: Registration) -> Applied {
-        self.apply(vec![Change::Add(registration)])
+        self.apply(vec![Change::Add(Box::new(registration))])
     }
 
     /// Removes one endpoint.

@@ -8,10 +8,12 @@
 //! Refreshing an unchanged endpoint only renews its lease and publishes nothing.
 
 use super::{Applied, Change, Registration, Registry, StaticRoute};
+use crate::balance::HashKey;
 use crate::config::BalancerKind;
+use crate::health::EjectionPolicy;
 use crate::routing::{
-    Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Pool, Route, RouteTable, RouteUri,
-    now_ms,
+    Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Route, RouteOptions, RouteTable,
+    RouteUri, now_ms,
 };
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
@@ -21,14 +23,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Defaults the store applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Defaults and policies the store applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     /// Balancer of routes that neither the config nor a registration sets.
     pub default_balancer: BalancerKind,
+    /// Hash key of hash-balanced routes that do not set one.
+    pub default_hash_key: Option<HashKey>,
     /// Longest time to live of a registered endpoint (messages may only shorten it).
     pub stale_threshold: Duration,
+    /// Ejection of failing endpoints.
+    pub ejection: EjectionPolicy,
 }
+
+/// The router-wide defaults a route falls back on: balancer and hash key.
+pub type RouteDefaults = (BalancerKind, Option<HashKey>);
 
 /// One route's sources.
 #[derive(Debug)]
@@ -38,10 +47,8 @@ struct RouteEntry {
     config: Option<(StaticRoute, Vec<Arc<Endpoint>>)>,
     /// From registrations, by address, in registration order.
     registered: IndexMap<SocketAddr, Arc<Endpoint>>,
-    /// Balancer asked for by the last registration.
-    balancer: Option<BalancerKind>,
-    /// Route service bound by the last registration.
-    route_service_url: Option<String>,
+    /// Options of the last registration.
+    options: RouteOptions,
     /// The route as published; `None` once something changed.
     built: Option<Arc<Route>>,
 }
@@ -52,8 +59,7 @@ impl RouteEntry {
             uri,
             config: None,
             registered: IndexMap::new(),
-            balancer: None,
-            route_service_url: None,
+            options: RouteOptions::default(),
             built: None,
         }
     }
@@ -64,13 +70,13 @@ impl RouteEntry {
 
     /// The route: config endpoints first, then registered ones at other addresses. Options
     /// come from the config file when it names the route, else from the last registration.
-    fn build(&mut self, default_balancer: BalancerKind) -> Arc<Route> {
+    fn build(&mut self, defaults: &RouteDefaults) -> Arc<Route> {
         if let Some(route) = &self.built {
             return route.clone();
         }
-        let (config, static_endpoints) = match &self.config {
-            Some((config, endpoints)) => (Some(config), endpoints.as_slice()),
-            None => (None, &[][..]),
+        let (options, static_endpoints) = match &self.config {
+            Some((config, endpoints)) => (&config.options, endpoints.as_slice()),
+            None => (&self.options, &[][..]),
         };
         let mut endpoints = static_endpoints.to_vec();
         endpoints.extend(
@@ -81,18 +87,13 @@ impl RouteEntry {
                 })
                 .map(|(_, endpoint)| endpoint.clone()),
         );
-        let route = Arc::new(Route {
-            uri: self.uri.clone(),
-            strip_prefix: config.is_some_and(|c| c.strip_prefix),
-            balancer: config
-                .and_then(|c| c.balancer)
-                .or(self.balancer)
-                .unwrap_or(default_balancer),
-            route_service_url: config
-                .and_then(|c| c.route_service_url.clone())
-                .or_else(|| self.route_service_url.clone()),
-            pool: Pool::new(endpoints),
-        });
+        let route = Arc::new(Route::new(
+            self.uri.clone(),
+            options.clone(),
+            endpoints,
+            defaults.0,
+            defaults.1.as_ref(),
+        ));
         self.built = Some(route.clone());
         route
     }
@@ -143,12 +144,8 @@ impl State {
     fn add(&mut self, registration: Registration, applied: &mut Applied) {
         let entry = self.entry(&registration.uri);
         let mut changed = false;
-        if entry.balancer != registration.balancer {
-            entry.balancer = registration.balancer;
-            changed = true;
-        }
-        if entry.route_service_url != registration.route_service_url {
-            entry.route_service_url = registration.route_service_url;
+        if entry.options != registration.options {
+            entry.options = registration.options;
             changed = true;
         }
         let address = registration.endpoint.address;
@@ -266,15 +263,16 @@ impl State {
 
     /// The dirty hosts' routes as they are now.
     fn take_dirty(&mut self) -> Vec<(HostPattern, PathRoutes)> {
-        let default_balancer = self.settings.default_balancer;
+        let defaults = (
+            self.settings.default_balancer,
+            self.settings.default_hash_key.clone(),
+        );
         let dirty = std::mem::take(&mut self.dirty);
         dirty
             .into_iter()
             .map(|host| {
                 let routes = match self.hosts.get_mut(&host) {
-                    Some(paths) => {
-                        PathRoutes::new(paths.values_mut().map(|e| e.build(default_balancer)))
-                    }
+                    Some(paths) => PathRoutes::new(paths.values_mut().map(|e| e.build(&defaults))),
                     None => PathRoutes::default(),
                 };
                 (host, routes)
@@ -295,6 +293,7 @@ fn reuse_or_new(old: &[Arc<Endpoint>], spec: &EndpointSpec) -> Arc<Endpoint> {
 #[derive(Debug)]
 pub struct RouteStore {
     table: ArcSwap<RouteTable>,
+    ejection: EjectionPolicy,
     state: Mutex<State>,
     publishing: Mutex<()>,
     published: AtomicU64,
@@ -303,8 +302,10 @@ pub struct RouteStore {
 impl RouteStore {
     /// A store holding `routes` from the config file.
     pub fn new(settings: StoreSettings, routes: Vec<StaticRoute>) -> RouteStore {
+        let defaults = (settings.default_balancer, settings.default_hash_key.clone());
         let store = RouteStore {
             table: ArcSwap::default(),
+            ejection: settings.ejection,
             state: Mutex::new(State {
                 settings,
                 hosts: HashMap::default(),
@@ -314,7 +315,7 @@ impl RouteStore {
             publishing: Mutex::new(()),
             published: AtomicU64::new(0),
         };
-        store.set_static(settings.default_balancer, routes);
+        store.set_static(defaults, routes);
         store
     }
 
@@ -324,11 +325,15 @@ impl RouteStore {
 
     /// Replaces the config file's routes with `routes` as a difference: unchanged routes keep
     /// their endpoints, pools and counters. Returns how many routes changed.
-    pub fn set_static(&self, default_balancer: BalancerKind, routes: Vec<StaticRoute>) -> usize {
+    pub fn set_static(&self, defaults: RouteDefaults, routes: Vec<StaticRoute>) -> usize {
         let (changed, generation) = {
             let mut state = self.lock();
-            if state.settings.default_balancer != default_balancer {
-                state.settings.default_balancer = default_balancer;
+            let (balancer, hash_key) = defaults;
+            if state.settings.default_balancer != balancer
+                || state.settings.default_hash_key != hash_key
+            {
+                state.settings.default_balancer = balancer;
+                state.settings.default_hash_key = hash_key;
                 state.touch_all();
             }
             let changed = state.set_static(routes);
@@ -380,7 +385,7 @@ impl Registry for RouteStore {
             let mut state = self.lock();
             for change in changes {
                 match change {
-                    Change::Add(registration) => state.add(registration, &mut applied),
+                    Change::Add(registration) => state.add(*registration, &mut applied),
                     Change::Delete { uri, address } => state.delete(&uri, address, &mut applied),
                 }
             }
@@ -390,8 +395,19 @@ impl Registry for RouteStore {
         applied
     }
 
-    fn failure(&self, _route: &Route, endpoint: &Endpoint) {
+    /// Counts the failure and ejects the endpoint for the policy's backoff; a registered
+    /// endpoint that keeps failing is removed from the route (its next registration brings it
+    /// back).
+    fn failure(&self, route: &Route, endpoint: &Endpoint) {
         endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+        let failures = endpoint.health.passive.failed(&self.ejection, now_ms());
+        let address = endpoint.spec.address;
+        tracing::debug!(%address, route = %route.uri, failures, "endpoint ejected");
+        let limit = self.ejection.remove_registered_after;
+        if endpoint.lease.is_some() && limit > 0 && failures == limit {
+            tracing::warn!(%address, route = %route.uri, failures, "failing endpoint removed");
+            self.delete(route.uri.clone(), address);
+        }
     }
 
     fn lookup(&self, host: &str, path: &str) -> Option<Arc<Route>> {
@@ -423,19 +439,24 @@ mod tests {
     }
 
     fn registration(uri: &str, port: u16, ttl: Option<Duration>) -> Change {
-        Change::Add(Registration {
+        Change::Add(Box::new(Registration {
             uri: RouteUri::parse(uri).unwrap(),
             endpoint: spec(port),
             ttl,
-            balancer: None,
-            route_service_url: None,
-        })
+            options: RouteOptions::default(),
+        }))
     }
 
     fn store(routes: Vec<StaticRoute>) -> RouteStore {
         let settings = StoreSettings {
             default_balancer: BalancerKind::RoundRobin,
+            default_hash_key: None,
             stale_threshold: Duration::from_secs(120),
+            ejection: EjectionPolicy {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+                remove_registered_after: 3,
+            },
         };
         RouteStore::new(settings, routes)
     }
@@ -443,9 +464,7 @@ mod tests {
     fn static_route(uri: &str, ports: &[u16]) -> StaticRoute {
         StaticRoute {
             uri: RouteUri::parse(uri).unwrap(),
-            strip_prefix: false,
-            balancer: None,
-            route_service_url: None,
+            options: RouteOptions::default(),
             backends: ports.iter().map(|&p| spec(p)).collect(),
         }
     }
@@ -510,7 +529,7 @@ mod tests {
         let a = store.lookup("a.com", "/").unwrap();
         let b = store.lookup("b.com", "/").unwrap();
         let changed = store.set_static(
-            BalancerKind::RoundRobin,
+            (BalancerKind::RoundRobin, None),
             vec![
                 static_route("a.com", &[1, 2]),
                 static_route("b.com", &[3, 4]),
@@ -521,7 +540,10 @@ mod tests {
         let b2 = store.lookup("b.com", "/").unwrap();
         assert!(Arc::ptr_eq(&b.pool.endpoints[0], &b2.pool.endpoints[0]));
         assert_eq!(ports(&store, "b.com", "/"), [3, 4]);
-        store.set_static(BalancerKind::RoundRobin, vec![static_route("b.com", &[3])]);
+        store.set_static(
+            (BalancerKind::RoundRobin, None),
+            vec![static_route("b.com", &[3])],
+        );
         assert!(store.lookup("a.com", "/").is_none());
     }
 
@@ -533,14 +555,17 @@ mod tests {
             registration("a.com", 2, None),
         ]);
         assert_eq!(ports(&store, "a.com", "/"), [1, 2], "no duplicate address");
-        store.set_static(BalancerKind::RoundRobin, Vec::new());
+        store.set_static((BalancerKind::RoundRobin, None), Vec::new());
         assert_eq!(ports(&store, "a.com", "/"), [1, 2]);
     }
 
     #[test]
     fn default_balancer_change_rebuilds_routes() {
         let store = store(vec![static_route("a.com", &[1])]);
-        store.set_static(BalancerKind::Random, vec![static_route("a.com", &[1])]);
+        store.set_static(
+            (BalancerKind::Random, None),
+            vec![static_route("a.com", &[1])],
+        );
         assert_eq!(
             store.lookup("a.com", "/").unwrap().balancer,
             BalancerKind::Random

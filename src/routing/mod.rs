@@ -10,6 +10,8 @@ mod uri;
 
 pub use host::request_host;
 pub use lease::{Lease, now_ms};
-pub use route::{Endpoint, EndpointSpec, EndpointStats, InstanceHeaders, Pool, Route, or_address};
+pub use route::{
+    Endpoint, EndpointSpec, EndpointStats, InstanceHeaders, Pool, Route, RouteOptions, or_address,
+};
 pub use table::{PathRoutes, RouteTable};
 pub use uri::{HostPattern, RouteUri};

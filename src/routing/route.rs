@@ -1,7 +1,9 @@
 //! A route (uri + options) and its pool of endpoints.
 
 use super::{Lease, RouteUri};
-use crate::config::{BackendConfig, BalancerKind, UpstreamProtocol};
+use crate::balance::{HashKey, Maglev};
+use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
+use crate::health::EndpointHealth;
 use http::HeaderValue;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -102,6 +104,8 @@ pub struct Endpoint {
     pub lease: Option<Lease>,
     /// Live counters.
     pub stats: EndpointStats,
+    /// Ejection, active-check state and latency.
+    pub health: EndpointHealth,
     /// Prebuilt `X-CF-*` headers.
     pub headers: InstanceHeaders,
 }
@@ -114,6 +118,7 @@ impl Endpoint {
             spec,
             lease,
             stats: EndpointStats::default(),
+            health: EndpointHealth::default(),
         }
     }
 
@@ -123,26 +128,33 @@ impl Endpoint {
     }
 }
 
-/// The endpoints of one route, with the round-robin cursor.
+/// The endpoints of one route, with the round-robin cursor and, for the hash balancer, the
+/// Maglev table.
 #[derive(Debug, Default)]
 pub struct Pool {
     /// Endpoints in registration order.
     pub endpoints: Vec<Arc<Endpoint>>,
     /// Round-robin position, shared by all requests on this route.
     pub cursor: AtomicUsize,
+    /// Consistent-hash table (hash balancer only).
+    pub maglev: Option<Maglev>,
 }
 
 impl Pool {
-    /// A pool over these endpoints, its cursor starting at a random place (as gorouter's).
-    pub fn new(endpoints: Vec<Arc<Endpoint>>) -> Pool {
+    /// A pool over these endpoints for `balancer`, its cursor starting at a random place (as
+    /// gorouter's).
+    pub fn new(endpoints: Vec<Arc<Endpoint>>, balancer: BalancerKind) -> Pool {
         let start = if endpoints.is_empty() {
             0
         } else {
             fastrand::usize(..endpoints.len())
         };
+        let maglev = (balancer == BalancerKind::Hash)
+            .then(|| Maglev::new(endpoints.iter().map(|e| e.spec.instance_id.as_str())));
         Pool {
             endpoints,
             cursor: AtomicUsize::new(start),
+            maglev,
         }
     }
 
@@ -152,17 +164,59 @@ impl Pool {
     }
 }
 
+/// How a route forwards, as the config file or a registration says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// Remove `uri.path` from the request path before forwarding.
+    pub strip_prefix: bool,
+    /// Balancer; `None` = the router's default.
+    pub balancer: Option<BalancerKind>,
+    /// What the hash balancer hashes; `None` = the router's default.
+    pub hash_key: Option<HashKey>,
+    /// Route service URL, when one is bound.
+    pub route_service_url: Option<String>,
+    /// Active health check of the endpoints.
+    pub health_check: Option<HealthCheck>,
+    /// Response statuses retried on another endpoint (idempotent requests only).
+    pub retry_statuses: Vec<u16>,
+}
+
 /// A route: where requests matching `uri` go and how.
 #[derive(Debug)]
 pub struct Route {
     /// The uri requests are matched against.
     pub uri: RouteUri,
-    /// Remove `uri.path` from the request path before forwarding.
-    pub strip_prefix: bool,
-    /// Balancer for this route.
+    /// The balancer in effect.
     pub balancer: BalancerKind,
-    /// Route service URL, when one is bound.
-    pub route_service_url: Option<String>,
+    /// What the hash balancer hashes, in effect.
+    pub hash_key: Option<HashKey>,
+    /// The route's options.
+    pub options: RouteOptions,
     /// The endpoints.
     pub pool: Pool,
+}
+
+impl Route {
+    /// A route over `endpoints`; `None` options fall back to `default_balancer` and
+    /// `default_hash_key`.
+    pub fn new(
+        uri: RouteUri,
+        options: RouteOptions,
+        endpoints: Vec<Arc<Endpoint>>,
+        default_balancer: BalancerKind,
+        default_hash_key: Option<&HashKey>,
+    ) -> Route {
+        let balancer = options.balancer.unwrap_or(default_balancer);
+        let hash_key = options
+            .hash_key
+            .clone()
+            .or_else(|| default_hash_key.cloned());
+        Route {
+            uri,
+            balancer,
+            hash_key,
+            pool: Pool::new(endpoints, balancer),
+            options,
+        }
+    }
 }

@@ -232,7 +232,7 @@ impl RouteTable {
 mod tests {
     use super::*;
     use crate::config::{BackendConfig, BalancerKind, UpstreamProtocol};
-    use crate::routing::{Endpoint, EndpointSpec, Pool, RouteUri};
+    use crate::routing::{Endpoint, EndpointSpec, RouteOptions, RouteUri};
 
     fn route(uri: &str, backends: usize) -> Arc<Route> {
         let endpoints = (0..backends)
@@ -242,13 +242,13 @@ mod tests {
                 Arc::new(Endpoint::new(spec, None))
             })
             .collect();
-        Arc::new(Route {
-            uri: RouteUri::parse(uri).unwrap(),
-            strip_prefix: false,
-            balancer: BalancerKind::RoundRobin,
-            route_service_url: None,
-            pool: Pool::new(endpoints),
-        })
+        Arc::new(Route::new(
+            RouteUri::parse(uri).unwrap(),
+            RouteOptions::default(),
+            endpoints,
+            BalancerKind::RoundRobin,
+            None,
+        ))
     }
 
     fn found(table: &RouteTable, host: &str, path: &str) -> Option<String> {
