@@ -88,8 +88,9 @@ pub struct RetryBudget {
 }
 
 thread_local! {
-    /// Retry tokens of this thread, and when the floor last refilled them (`now_ms`).
-    static TOKENS: Cell<(f64, u64)> = const { Cell::new((0.0, 0)) };
+    /// Retry tokens of this thread, and when the floor last refilled them (`now_ms`); `None`
+    /// until the thread's first request.
+    static TOKENS: Cell<Option<(f64, u64)>> = const { Cell::new(None) };
 }
 
 impl RetryBudget {
@@ -101,21 +102,26 @@ impl RetryBudget {
     /// Credits one request.
     pub fn deposit(&self) {
         TOKENS.with(|tokens| {
-            let (balance, refilled) = tokens.get();
-            tokens.set(((balance + self.ratio).min(self.cap()), refilled));
+            let (balance, refilled) = tokens.get().unwrap_or_else(|| self.initial());
+            tokens.set(Some(((balance + self.ratio).min(self.cap()), refilled)));
         });
+    }
+
+    /// A thread's starting tokens: one second of the floor.
+    fn initial(&self) -> (f64, u64) {
+        (f64::from(self.min_per_second), crate::routing::now_ms())
     }
 
     /// Takes one retry if the budget allows it.
     pub fn withdraw(&self) -> bool {
         let now = crate::routing::now_ms();
         TOKENS.with(|tokens| {
-            let (balance, refilled) = tokens.get();
+            let (balance, refilled) = tokens.get().unwrap_or_else(|| self.initial());
             let floor =
                 now.saturating_sub(refilled) as f64 / 1000.0 * f64::from(self.min_per_second);
             let balance = (balance + floor).min(self.cap());
             let allowed = balance >= 1.0;
-            tokens.set((if allowed { balance - 1.0 } else { balance }, now));
+            tokens.set(Some((if allowed { balance - 1.0 } else { balance }, now)));
             allowed
         })
     }

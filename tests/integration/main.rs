@@ -8,5 +8,6 @@ mod conformance;
 mod limits;
 mod protocols;
 mod registry;
+mod resilience;
 mod routing;
 mod tls;

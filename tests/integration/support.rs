@@ -404,6 +404,12 @@ impl KeepAlive {
             .unwrap();
         self.0.send_request(req).await.unwrap()
     }
+
+    /// Sends `req` on this connection; `None` when the connection failed.
+    pub async fn send(&mut self, req: Request<TestBody>) -> Option<Response<Incoming>> {
+        self.0.ready().await.ok()?;
+        self.0.send_request(req).await.ok()
+    }
 }
 
 /// How a [`raw_backend`] ends each connection after its reply.
@@ -490,4 +496,96 @@ pub async fn ws_echo_backend() -> (SocketAddr, tokio::sync::oneshot::Receiver<()
         let _ = closed_tx.send(());
     });
     (addr, closed_rx)
+}
+
+/// A backend that can be killed (listener and every open connection closed at once, as when
+/// its process dies) and restarted on the same port.
+pub struct KillableBackend {
+    pub addr: SocketAddr,
+    handler: Handler,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl KillableBackend {
+    /// Starts serving HTTP/1.1 with `handler` on a free port.
+    pub async fn start<F, Fut>(handler: F) -> KillableBackend
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = KillableBackend {
+            addr: listener.local_addr().unwrap(),
+            handler,
+            task: std::sync::Mutex::new(None),
+        };
+        backend.serve(listener);
+        backend
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let handler = self.handler.clone();
+        let task = tokio::spawn(async move {
+            // Dropping this set (when the task is aborted) aborts every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let handler = handler.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, Infallible>(handler(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Closes the listener and every connection, mid-request or not.
+    pub fn kill(&self) {
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    /// Serves again on the same port.
+    pub async fn restart(&self) {
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+impl Drop for KillableBackend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The value of a counter or gauge in Prometheus text (summed over label sets).
+pub async fn metric(admin: SocketAddr, name: &str) -> f64 {
+    let req = Request::get("/metrics")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let body = text(send(admin, req).await).await;
+    body.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
