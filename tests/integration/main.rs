@@ -3,6 +3,7 @@
 mod support;
 
 mod admin;
+mod balancers;
 mod cli;
 mod conformance;
 mod limits;
