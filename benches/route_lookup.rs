@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use switchyard::config::{BalancerKind, UpstreamProtocol};
-use switchyard::health::EjectionPolicy;
+use switchyard::config::UpstreamProtocol;
 use switchyard::registry::{Change, Registration, Registry, RouteStore, StoreSettings};
 use switchyard::routing::{EndpointSpec, RouteOptions, RouteUri};
 
@@ -38,19 +37,7 @@ fn registration(i: usize) -> Change {
 }
 
 fn store_with(routes: usize) -> (RouteStore, Duration) {
-    let store = RouteStore::new(
-        StoreSettings {
-            default_balancer: BalancerKind::RoundRobin,
-            default_hash_key: None,
-            stale_threshold: Duration::from_secs(120),
-            ejection: EjectionPolicy {
-                base: Duration::from_secs(1),
-                max: Duration::from_secs(30),
-                remove_registered_after: 0,
-            },
-        },
-        Vec::new(),
-    );
+    let store = RouteStore::new(StoreSettings::default(), Vec::new());
     let start = Instant::now();
     for chunk in (0..routes).collect::<Vec<_>>().chunks(1000) {
         store.apply(chunk.iter().map(|&i| registration(i)).collect());

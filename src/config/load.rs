@@ -294,6 +294,23 @@ mod tests {
     }
 
     #[test]
+    fn hash_balancer_needs_a_key_and_checks_are_validated() {
+        let e = first_error("[[route]]\nuri = \"a.com\"\nbalancer = \"hash\"\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "route[0].balancer"));
+        let e = first_error("[proxy]\nhash_key = \"query:x\"\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "proxy.hash_key"));
+        let e = first_error("[[route]]\nuri = \"a.com\"\nhealth_check = { path = \"healthz\" }\n");
+        assert_eq!(e.key, "route[0].health_check");
+        assert!(
+            load_str(
+                "[proxy]\nhash_key = \"cookie:s\"\n[[route]]\nuri = \"a.com\"\nbalancer = \"hash\"\n",
+                Path::new("t.toml")
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn syntax_error_has_a_line() {
         let e = first_error("[proxy]\nmax_attempts = = 3\n");
         assert_eq!(e.line, 2);

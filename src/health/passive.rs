@@ -17,6 +17,17 @@ pub struct EjectionPolicy {
     pub remove_registered_after: u32,
 }
 
+impl Default for EjectionPolicy {
+    /// 1 s doubling to 30 s; registered endpoints removed after 5 failures in a row.
+    fn default() -> Self {
+        EjectionPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            remove_registered_after: 5,
+        }
+    }
+}
+
 impl EjectionPolicy {
     /// The ejection after `failures` consecutive failures.
     pub fn backoff(&self, failures: u32) -> Duration {

@@ -36,6 +36,18 @@ pub struct StoreSettings {
     pub ejection: EjectionPolicy,
 }
 
+impl Default for StoreSettings {
+    /// Round-robin, no hash key, 120 s time to live, the default ejection policy.
+    fn default() -> Self {
+        StoreSettings {
+            default_balancer: BalancerKind::RoundRobin,
+            default_hash_key: None,
+            stale_threshold: Duration::from_secs(120),
+            ejection: EjectionPolicy::default(),
+        }
+    }
+}
+
 /// The router-wide defaults a route falls back on: balancer and hash key.
 pub type RouteDefaults = (BalancerKind, Option<HashKey>);
 
@@ -448,16 +460,7 @@ mod tests {
     }
 
     fn store(routes: Vec<StaticRoute>) -> RouteStore {
-        let settings = StoreSettings {
-            default_balancer: BalancerKind::RoundRobin,
-            default_hash_key: None,
-            stale_threshold: Duration::from_secs(120),
-            ejection: EjectionPolicy {
-                base: Duration::from_secs(1),
-                max: Duration::from_secs(30),
-                remove_registered_after: 3,
-            },
-        };
+        let settings = StoreSettings::default();
         RouteStore::new(settings, routes)
     }
 
