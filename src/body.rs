@@ -24,7 +24,7 @@ pub enum ProxyBody {
     /// A client's body, streamed to a backend.
     Incoming(Incoming),
     /// A backend's body, streamed to the client.
-    Upstream(UpstreamBody),
+    Upstream(Box<UpstreamBody>),
 }
 
 impl ProxyBody {
@@ -136,7 +136,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Upstream(body) => Pin::new(&mut **body).poll_frame(cx),
         }
     }
 

@@ -25,5 +25,5 @@ pub fn stream(
     hop_by_hop::strip(&mut parts.headers);
     let lease = ResponseLease::new(pooled, max_idle, in_flight, Some(active));
     let body = UpstreamBody::new(body, lease, Some(deadline));
-    Response::from_parts(parts, ProxyBody::Upstream(body))
+    Response::from_parts(parts, ProxyBody::Upstream(Box::new(body)))
 }
