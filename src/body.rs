@@ -1,7 +1,7 @@
 //! The one body type the router sends and receives: empty, a fixed message, a client's request
 //! body on its way upstream, or a backend's response body on its way to the client.
 
-use crate::upstream::ResponseLease;
+use crate::upstream::{ResponseBody, ResponseLease};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -38,7 +38,7 @@ impl ProxyBody {
 /// the body ends and the deadline of the whole exchange.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: ResponseBody,
     lease: Option<ResponseLease>,
     deadline: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
@@ -51,7 +51,11 @@ pub struct BodyTimeout(pub Duration);
 
 impl UpstreamBody {
     /// Wraps a backend body; `deadline` bounds the time until its last byte.
-    pub fn new(inner: Incoming, lease: ResponseLease, deadline: Option<Instant>) -> UpstreamBody {
+    pub fn new(
+        inner: ResponseBody,
+        lease: ResponseLease,
+        deadline: Option<Instant>,
+    ) -> UpstreamBody {
         let mut body = UpstreamBody {
             inner,
             lease: Some(lease),
@@ -106,7 +110,7 @@ impl Body for UpstreamBody {
             }
             Poll::Ready(Some(Err(error))) => {
                 this.lease = None;
-                Poll::Ready(Some(Err(Box::new(error))))
+                Poll::Ready(Some(Err(error)))
             }
             Poll::Pending => match this.poll_deadline(cx) {
                 Poll::Ready(error) => Poll::Ready(Some(Err(error))),

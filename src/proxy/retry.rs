@@ -5,7 +5,7 @@
 //! out, TLS failure) always move to the next endpoint: they add no load anywhere.
 
 use crate::body::ProxyBody;
-use crate::upstream::UpstreamError;
+use crate::upstream::{H1Error, UpstreamError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Uri, Version};
 use std::cell::Cell;
@@ -26,6 +26,7 @@ pub fn idempotent(method: &Method, headers: &HeaderMap) -> bool {
 pub fn no_response(error: &UpstreamError) -> bool {
     match error {
         UpstreamError::Http(e) => !e.is_user() && !e.is_parse() && !e.is_parse_status(),
+        UpstreamError::H1(e) => !matches!(e, H1Error::Protocol(_)),
         UpstreamError::Connect(_) | UpstreamError::ConnectTimeout(_) | UpstreamError::Tls(_) => {
             true
         }

@@ -13,9 +13,8 @@ use crate::config::BalancerKind;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{Endpoint, Route, now_ms};
-use crate::upstream::{EndpointInFlight, Pooled, SendError, Upstream, UpstreamError};
+use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, SendError, Upstream, UpstreamError};
 use http::{Request, Response};
-use hyper::body::Incoming;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -33,7 +32,7 @@ pub struct RetrySettings {
 /// A response head from a backend, with what its body must hold on to.
 pub struct Sent {
     /// The backend's response.
-    pub response: Response<Incoming>,
+    pub response: Response<ResponseBody>,
     /// The HTTP/1.1 connection to give back when the body ends.
     pub pooled: Option<Pooled>,
     /// The endpoint's in-flight count for this request.

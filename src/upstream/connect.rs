@@ -1,7 +1,9 @@
-//! Opening a connection to an endpoint: TCP (no Nagle), optional TLS with SNI and ALPN, then the
-//! HTTP/1.1 or HTTP/2 handshake, with the connection's driver task spawned on this thread.
+//! Opening a connection to an endpoint: TCP (no Nagle), optional TLS with SNI and ALPN
+//! ([`Connector::open`]), then, for hyper, the HTTP/1.1 or HTTP/2 handshake with the
+//! connection's driver task spawned on this thread ([`Connector::connect`]).
 
 use super::UpstreamError;
+use super::io::Io;
 use super::pool::Sender;
 use crate::body::ProxyBody;
 use crate::config::UpstreamProtocol;
@@ -13,7 +15,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -36,19 +37,29 @@ impl Connector {
 
     /// Connects (TCP, TLS, HTTP handshake) within the connect timeout.
     pub(super) async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, UpstreamError> {
-        tokio::time::timeout(self.timeout, self.connect_inner(endpoint))
+        tokio::time::timeout(self.timeout, async {
+            handshake(self.open_inner(endpoint).await?, endpoint.spec.protocol).await
+        })
+        .await
+        .unwrap_or(Err(UpstreamError::ConnectTimeout(self.timeout)))
+    }
+
+    /// Opens the byte stream (TCP, and TLS when the endpoint has a TLS name) within the
+    /// connect timeout.
+    pub(super) async fn open(&self, endpoint: &Endpoint) -> Result<Io, UpstreamError> {
+        tokio::time::timeout(self.timeout, self.open_inner(endpoint))
             .await
             .unwrap_or(Err(UpstreamError::ConnectTimeout(self.timeout)))
     }
 
-    async fn connect_inner(&self, endpoint: &Endpoint) -> Result<Sender, UpstreamError> {
+    async fn open_inner(&self, endpoint: &Endpoint) -> Result<Io, UpstreamError> {
         let tcp = TcpStream::connect(endpoint.spec.address)
             .await
             .map_err(UpstreamError::Connect)?;
         let _ = tcp.set_nodelay(true);
         self.metrics.upstream_connection_opened();
         let Some(name) = &endpoint.spec.tls_name else {
-            return handshake(tcp, endpoint.spec.protocol).await;
+            return Ok(Io::Tcp(tcp));
         };
         let config = match endpoint.spec.protocol {
             UpstreamProtocol::Http1 => self.tls.http1.clone(),
@@ -61,14 +72,11 @@ impl Connector {
             .connect(server_name, tcp)
             .await
             .map_err(UpstreamError::Tls)?;
-        handshake(tls, endpoint.spec.protocol).await
+        Ok(Io::Tls(Box::new(tls)))
     }
 }
 
-async fn handshake<T>(io: T, protocol: UpstreamProtocol) -> Result<Sender, UpstreamError>
-where
-    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
+async fn handshake(io: Io, protocol: UpstreamProtocol) -> Result<Sender, UpstreamError> {
     let io = TokioIo::new(io);
     match protocol {
         UpstreamProtocol::Http1 => {

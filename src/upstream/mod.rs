@@ -1,7 +1,11 @@
-//! The upstream side: connecting to endpoints (`connect`), the per-thread pool of keep-alive
-//! connections (`pool`), and sending one request to one endpoint (`Upstream::send`).
+//! The upstream side: connecting to endpoints (`connect`, `io`), the per-thread pool of
+//! keep-alive connections (`pool`), the hand-written HTTP/1.1 client for requests whose body is
+//! in memory (`h1`), and sending one request to one endpoint (`Upstream::send`); streaming
+//! request bodies, upgrades and HTTP/2 go through hyper.
 
 mod connect;
+mod h1;
+mod io;
 mod lease;
 mod pool;
 
@@ -9,16 +13,21 @@ pub use lease::{EndpointInFlight, ResponseLease};
 pub(crate) use pool::PoolKey;
 pub use pool::Pooled;
 
-use crate::body::ProxyBody;
+use crate::body::{BodyError, ProxyBody};
 use crate::config::UpstreamProtocol;
 use crate::metrics::Metrics;
 use crate::routing::Endpoint;
 use crate::tls::BackendTls;
+use bytes::Bytes;
 use connect::Connector;
+pub use h1::H1Error;
 use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pool::Sender;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Why one attempt to one endpoint failed.
@@ -33,9 +42,12 @@ pub enum UpstreamError {
     /// The TLS handshake with the backend failed.
     #[error("tls handshake: {0}")]
     Tls(std::io::Error),
-    /// The HTTP exchange failed.
+    /// The HTTP exchange failed (hyper's client).
     #[error("{0}")]
     Http(#[from] hyper::Error),
+    /// The HTTP exchange failed (the hand-written HTTP/1.1 client).
+    #[error("{0}")]
+    H1(#[from] H1Error),
     /// No response headers within the request timeout.
     #[error("backend did not respond within {0:?}")]
     Timeout(Duration),
@@ -62,6 +74,47 @@ pub struct SendError {
     /// The untouched request, when it was not sent.
     pub request: Option<Request<ProxyBody>>,
 }
+
+/// A backend's response body, from hyper's client or the hand-written one.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// From hyper (HTTP/2, upgrades, streamed request bodies).
+    Hyper(Incoming),
+    /// Read straight off a hand-driven HTTP/1.1 connection.
+    Raw(h1::RawBody),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ResponseBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ResponseBody::Raw(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Hyper(body) => body.is_end_stream(),
+            ResponseBody::Raw(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Hyper(body) => body.size_hint(),
+            ResponseBody::Raw(body) => body.size_hint(),
+        }
+    }
+}
+
+/// A response head and, for hyper's HTTP/1.1 client, the connection to give back at its end.
+pub type Answer = (Response<ResponseBody>, Option<Pooled>);
 
 /// Settings for reaching backends.
 #[derive(Debug, Clone)]
@@ -96,11 +149,60 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
         req: Request<ProxyBody>,
-    ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+    ) -> Result<Answer, SendError> {
         let key = PoolKey::of(endpoint);
+        let in_memory = matches!(req.body(), ProxyBody::Empty | ProxyBody::Full(_))
+            && !req.headers().contains_key(http::header::UPGRADE);
         match endpoint.spec.protocol {
-            UpstreamProtocol::Http1 => self.send_http1(endpoint, key, req).await,
-            UpstreamProtocol::Http2 => self.send_http2(endpoint, key, req).await,
+            UpstreamProtocol::Http1 if in_memory => self.send_raw(endpoint, key, req).await,
+            UpstreamProtocol::Http1 => {
+                let sent = self.send_http1(endpoint, key, req).await?;
+                Ok((sent.0.map(ResponseBody::Hyper), sent.1))
+            }
+            UpstreamProtocol::Http2 => {
+                let sent = self.send_http2(endpoint, key, req).await?;
+                Ok((sent.0.map(ResponseBody::Hyper), sent.1))
+            }
+        }
+    }
+
+    /// The hand-written client: an idle connection that is still open (or a new one), one
+    /// write, the response head. A pooled connection found closed before a byte was written is
+    /// dropped for the next one; a request never written goes back to the caller.
+    async fn send_raw(
+        &self,
+        endpoint: &Endpoint,
+        key: PoolKey,
+        req: Request<ProxyBody>,
+    ) -> Result<Answer, SendError> {
+        let (parts, body) = req.into_parts();
+        let bytes = match &body {
+            ProxyBody::Full(bytes) => bytes.as_ref(),
+            _ => None,
+        };
+        loop {
+            let (conn, reused) = match pool::take_raw(&key, self.settings.idle_timeout) {
+                Some(conn) => (conn, true),
+                None => match Box::pin(self.connector.open(endpoint)).await {
+                    Ok(io) => (Box::new(h1::Conn::new(io)), false),
+                    Err(error) => {
+                        return Err(SendError {
+                            error,
+                            request: Some(Request::from_parts(parts, body)),
+                        });
+                    }
+                },
+            };
+            match h1::send(conn, &parts, bytes, key.clone(), self.settings.max_idle).await {
+                Ok(response) => return Ok((response.map(ResponseBody::Raw), None)),
+                Err(failure) if failure.unsent && reused => continue,
+                Err(failure) => {
+                    return Err(SendError {
+                        error: UpstreamError::H1(failure.error),
+                        request: failure.unsent.then(|| Request::from_parts(parts, body)),
+                    });
+                }
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! Keep-alive connections, one pool per thread (a worker's runtime never shares them, so no
 //! lock): idle HTTP/1.1 connections per endpoint, and one shared HTTP/2 connection per endpoint.
 
+use super::h1::Conn;
 use crate::body::ProxyBody;
 use crate::config::UpstreamProtocol;
 use crate::routing::Endpoint;
@@ -70,9 +71,16 @@ struct Idle {
     since: Instant,
 }
 
+/// An idle hand-driven HTTP/1.1 connection.
+struct IdleRaw {
+    conn: Box<Conn>,
+    since: Instant,
+}
+
 #[derive(Default)]
 struct LocalPool {
     http1: HashMap<PoolKey, Vec<Idle>>,
+    raw: HashMap<PoolKey, Vec<IdleRaw>>,
     http2: HashMap<PoolKey, http2::SendRequest<ProxyBody>>,
 }
 
@@ -97,6 +105,29 @@ pub(super) async fn take_http1(
     }
 }
 
+/// The most recently used idle hand-driven connection to `key` that is still open.
+pub(super) fn take_raw(key: &PoolKey, idle_timeout: Duration) -> Option<Box<Conn>> {
+    loop {
+        let mut idle = POOL.with_borrow_mut(|pool| pool.raw.get_mut(key)?.pop())?;
+        if idle.since.elapsed() <= idle_timeout && !idle.conn.is_stale() {
+            return Some(idle.conn);
+        }
+    }
+}
+
+/// Gives a hand-driven connection back to this thread's pool (up to `max_idle` per endpoint).
+pub(super) fn release_raw(key: PoolKey, conn: Box<Conn>, max_idle: usize) {
+    POOL.with_borrow_mut(|pool| {
+        let idle = pool.raw.entry(key).or_default();
+        if idle.len() < max_idle {
+            idle.push(IdleRaw {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    });
+}
+
 /// This thread's live HTTP/2 connection to `key`, if any.
 pub(super) fn shared_http2(key: &PoolKey) -> Option<http2::SendRequest<ProxyBody>> {
     POOL.with_borrow_mut(|pool| {
@@ -119,6 +150,11 @@ pub(super) fn sweep(idle_timeout: Duration, max_idle: usize) {
     POOL.with_borrow_mut(|pool| {
         pool.http1.retain(|_, idle| {
             idle.retain(|c| c.since.elapsed() <= idle_timeout && !c.sender.is_closed());
+            idle.truncate(max_idle);
+            !idle.is_empty()
+        });
+        pool.raw.retain(|_, idle| {
+            idle.retain_mut(|c| c.since.elapsed() <= idle_timeout && !c.conn.is_stale());
             idle.truncate(max_idle);
             !idle.is_empty()
         });

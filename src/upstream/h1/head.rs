@@ -1,0 +1,210 @@
+//! Reading a response head (httparse) and deciding how its body is framed (RFC 9112
+//! section 6.3) and whether the connection can serve another request.
+
+use super::H1Error;
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// Most header lines accepted in a response head.
+const MAX_HEADERS: usize = 128;
+/// Largest response head accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// How the body after a head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the backend closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Status code.
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// Header fields, in order.
+    pub headers: HeaderMap,
+    /// Body framing.
+    pub framing: Framing,
+    /// The connection may carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Parses a complete head at the start of `buf`, removing it; `Ok(None)` when more bytes are
+/// needed.
+pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Error> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Err(H1Error::Protocol("response head too large".into()));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(H1Error::Protocol(format!("bad response head: {e}"))),
+    };
+    let code = response.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| H1Error::Protocol(format!("bad status code {code}")))?;
+    let version = if response.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let base = buf.as_ptr() as usize;
+    let fields: Vec<(&str, std::ops::Range<usize>)> = response
+        .headers
+        .iter()
+        .map(|h| {
+            let start = h.value.as_ptr() as usize - base;
+            (h.name, start..start + h.value.len())
+        })
+        .collect();
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut names = Vec::with_capacity(fields.len());
+    for (name, _) in &fields {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| H1Error::Protocol(format!("bad header name {name:?}")))?;
+        names.push(name);
+    }
+    let ranges: Vec<std::ops::Range<usize>> = fields.into_iter().map(|(_, r)| r).collect();
+    let head: Bytes = buf.split_to(len).freeze();
+    for (name, range) in names.into_iter().zip(ranges) {
+        let value = HeaderValue::from_maybe_shared(head.slice(range))
+            .map_err(|_| H1Error::Protocol(format!("bad value for header {name}")))?;
+        headers.append(name, value);
+    }
+    let framing = framing(status, method, &headers)?;
+    let keep_alive = keep_alive(version, &headers) && framing != Framing::UntilClose;
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<Framing, H1Error> {
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Length(0));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        let chunked_last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty())
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked_last {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.to_str().unwrap_or("x").split(',') {
+            let parsed: u64 = part
+                .trim()
+                .parse()
+                .map_err(|_| H1Error::Protocol(format!("bad content-length {value:?}")))?;
+            if length.is_some_and(|l| l != parsed) {
+                return Err(H1Error::Protocol(
+                    "conflicting content-length values".into(),
+                ));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for value in headers.get_all(CONNECTION) {
+        for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
+            close |= token.eq_ignore_ascii_case("close");
+            keep |= token.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    !close && (version == Version::HTTP_11 || keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str, method: Method) -> Result<Option<Head>, H1Error> {
+        parse(&mut BytesMut::from(text), &method)
+    }
+
+    #[test]
+    fn frames_bodies_by_the_rules() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(5), true));
+        let h = head(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = head("HTTP/1.1 200 OK\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = head("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n", Method::HEAD)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(0));
+        let h = head("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = head(
+            "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(0), false));
+    }
+
+    #[test]
+    fn partial_and_bad_heads() {
+        assert!(
+            head("HTTP/1.1 200 OK\r\ncontent-le", Method::GET)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            head(
+                "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+                Method::GET
+            )
+            .is_err()
+        );
+        assert!(head("HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", Method::GET).is_err());
+        assert!(head("garbage\r\n\r\n", Method::GET).is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! A hand-written HTTP/1.1 client for the common case: a request whose body is empty or
+//! already in memory, and no upgrade. It runs in the request's own task: the request is written
+//! with one write, the response head is parsed with httparse, and the body is read off the
+//! socket by whoever polls it (`body`). hyper's client spends a second task, a channel and a
+//! oneshot per request on the same exchange; the profile showed that as the largest share of
+//! the router's instructions (`README.md`, Performance). Streaming request bodies and upgrades
+//! still go through hyper.
+
+mod body;
+mod encode;
+mod head;
+
+pub use body::RawBody;
+
+use super::io::Io;
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+
+/// Why an exchange on a hand-driven connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// The backend closed the connection before the message was complete.
+    #[error("connection closed before the response was complete")]
+    Closed,
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The backend's bytes are not valid HTTP/1.1.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// An HTTP/1.1 connection to a backend, with its read buffer.
+#[derive(Debug)]
+pub struct Conn {
+    io: Io,
+    buf: BytesMut,
+    out: Vec<u8>,
+}
+
+/// Initial read buffer; grows while reads fill it (large bodies), up to `MAX_READ`.
+const READ: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
+
+impl Conn {
+    /// A connection over `io`.
+    pub fn new(io: Io) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ),
+            out: Vec::new(),
+        }
+    }
+
+    /// True when the backend closed this idle connection or sent something unasked. Looks
+    /// without waiting (a no-op waker): no system call unless the socket was flagged readable.
+    pub fn is_stale(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        poll_fill(self, &mut cx).is_ready()
+    }
+}
+
+/// Reads what the socket has into the connection's buffer; `Ok(0)` at end of stream.
+fn poll_fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if conn.buf.capacity() - conn.buf.len() < 1024 {
+        let grow = (conn.buf.capacity() * 2).clamp(READ, MAX_READ);
+        conn.buf.reserve(grow);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf)
+}
+
+/// A failed exchange; `unsent` when not one byte of the request reached the socket.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: H1Error,
+    /// No request byte was written, so the request may go anywhere else.
+    pub unsent: bool,
+}
+
+/// Sends a request (`parts`, and its body when it has one in memory) on `conn` and reads the
+/// response head. The response body reads the rest from the connection and gives the
+/// connection back to the pool at its end.
+pub async fn send(
+    mut conn: Box<Conn>,
+    parts: &Parts,
+    body: Option<&Bytes>,
+    key: super::PoolKey,
+    max_idle: usize,
+) -> Result<Response<RawBody>, Failure> {
+    let sent = |error: H1Error| Failure {
+        error,
+        unsent: false,
+    };
+    conn.out.clear();
+    encode::request(parts, body, &mut conn.out);
+    let mut written = 0;
+    while written < conn.out.len() {
+        let Conn { io, out, .. } = &mut *conn;
+        let result =
+            std::future::poll_fn(|cx| Pin::new(&mut *io).poll_write(cx, &out[written..])).await;
+        match result {
+            Ok(n) if n > 0 => written += n,
+            Ok(_) => {
+                return Err(Failure {
+                    error: H1Error::Closed,
+                    unsent: written == 0,
+                });
+            }
+            Err(error) => {
+                return Err(Failure {
+                    error: H1Error::Io(error),
+                    unsent: written == 0,
+                });
+            }
+        }
+    }
+    let head = loop {
+        match head::parse(&mut conn.buf, &parts.method).map_err(sent)? {
+            Some(head) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                return Err(sent(H1Error::Protocol(
+                    "101 Switching Protocols to a request that asked for no upgrade".into(),
+                )));
+            }
+            Some(head) if head.status.is_informational() => continue,
+            Some(head) => break head,
+            None => {}
+        }
+        match std::future::poll_fn(|cx| poll_fill(&mut conn, cx)).await {
+            Ok(0) => return Err(sent(H1Error::Closed)),
+            Ok(_) => {}
+            Err(error) => return Err(sent(H1Error::Io(error))),
+        }
+    };
+    let body = RawBody::new(conn, head.framing, head.keep_alive, key, max_idle);
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.version_mut() = head.version;
+    *response.headers_mut() = head.headers;
+    Ok(response)
+}
