@@ -41,6 +41,9 @@ pub struct Conn {
     io: Io,
     buf: BytesMut,
     out: Vec<u8>,
+    /// How much to ask the socket for: doubles while reads fill it (large bodies), halves
+    /// when they do not, between `READ` and `MAX_READ` (hyper's adaptive strategy).
+    read_size: usize,
 }
 
 /// Initial read buffer; grows while reads fill it (large bodies), up to `MAX_READ`.
@@ -54,6 +57,7 @@ impl Conn {
             io,
             buf: BytesMut::with_capacity(READ),
             out: Vec::new(),
+            read_size: READ,
         }
     }
 
@@ -67,11 +71,23 @@ impl Conn {
 
 /// Reads what the socket has into the connection's buffer; `Ok(0)` at end of stream.
 fn poll_fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if conn.buf.capacity() - conn.buf.len() < 1024 {
-        let grow = (conn.buf.capacity() * 2).clamp(READ, MAX_READ);
-        conn.buf.reserve(grow);
+    conn.buf.reserve(conn.read_size);
+    let asked = conn.buf.capacity() - conn.buf.len();
+    let read = std::task::ready!(tokio_util::io::poll_read_buf(
+        Pin::new(&mut conn.io),
+        cx,
+        &mut conn.buf
+    ));
+    if let Ok(n) = read {
+        conn.read_size = if n >= asked {
+            (conn.read_size * 2).min(MAX_READ)
+        } else if n < conn.read_size / 2 {
+            (conn.read_size / 2).max(READ)
+        } else {
+            conn.read_size
+        };
     }
-    tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf)
+    Poll::Ready(read)
 }
 
 /// A failed exchange; `unsent` when not one byte of the request reached the socket.
