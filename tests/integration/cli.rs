@@ -221,8 +221,14 @@ async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
     assert_eq!(backend_of().await, "one");
     std::fs::write(&path, format!("{head}{}", route("app.test", &[&two]))).unwrap();
     process.signal("HUP");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(backend_of().await, "two");
+    let start = std::time::Instant::now();
+    while backend_of().await != "two" {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "SIGHUP reload not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     std::fs::write(&path, format!("{head}[[route]]\nuri = \"bad host\"\n")).unwrap();
     process.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;

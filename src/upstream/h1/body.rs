@@ -39,6 +39,8 @@ pub struct RawBody {
     key: PoolKey,
     max_idle: usize,
     keep_alive: bool,
+    /// An error held back for one poll (see [`RawBody::fail`]).
+    failed: Option<H1Error>,
 }
 
 impl RawBody {
@@ -61,6 +63,7 @@ impl RawBody {
             key,
             max_idle,
             keep_alive,
+            failed: None,
         };
         if body.state == State::Done {
             body.release();
@@ -79,10 +82,20 @@ impl RawBody {
         }
     }
 
-    fn fail(&mut self, error: H1Error) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+    /// Ends the body with `error` on the next poll, not this one: hyper's server stops at a
+    /// body error without flushing what it buffered, so the client would lose the response
+    /// head and the bytes before the break. Returning `Pending` once (after waking) lets it
+    /// flush them first; the client then sees the head, the partial body, and the abort.
+    fn fail(
+        &mut self,
+        error: H1Error,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         self.state = State::Done;
         self.conn = None;
-        Poll::Ready(Some(Err(error)))
+        self.failed = Some(error);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -95,6 +108,9 @@ impl Body for RawBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         let this = &mut *self;
+        if let Some(error) = this.failed.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
         loop {
             let Some(conn) = this.conn.as_deref_mut() else {
                 return Poll::Ready(None);
@@ -104,9 +120,9 @@ impl Body for RawBody {
                 State::Length(left) => {
                     if conn.buf.is_empty() {
                         match ready!(poll_fill(conn, cx)) {
-                            Ok(0) => return this.fail(H1Error::Closed),
+                            Ok(0) => return this.fail(H1Error::Closed, cx),
                             Ok(_) => {}
-                            Err(e) => return this.fail(H1Error::Io(e)),
+                            Err(e) => return this.fail(H1Error::Io(e), cx),
                         }
                     }
                     let take = (conn.buf.len() as u64).min(left) as usize;
@@ -127,7 +143,7 @@ impl Body for RawBody {
                                 return Poll::Ready(None);
                             }
                             Ok(_) => {}
-                            Err(e) => return this.fail(H1Error::Io(e)),
+                            Err(e) => return this.fail(H1Error::Io(e), cx),
                         }
                     }
                     let data = conn.buf.split().freeze();
@@ -149,18 +165,18 @@ impl Body for RawBody {
                         }
                     }
                     Ok(Step::NeedMore) => match ready!(poll_fill(conn, cx)) {
-                        Ok(0) => return this.fail(H1Error::Closed),
+                        Ok(0) => return this.fail(H1Error::Closed, cx),
                         Ok(_) => {}
-                        Err(e) => return this.fail(H1Error::Io(e)),
+                        Err(e) => return this.fail(H1Error::Io(e), cx),
                     },
-                    Err(error) => return this.fail(error),
+                    Err(error) => return this.fail(error, cx),
                 },
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.state == State::Done
+        self.state == State::Done && self.failed.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
