@@ -382,3 +382,42 @@ async fn grpc_unary_and_streaming_through_h2c_and_tls() {
     drop(server.stdin.take());
     let _ = server.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn informational_heads_skipped_and_close_delimited_bodies_read_to_the_end() {
+    let hints = raw_backend(
+        b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        RawEnd::Close,
+    )
+    .await;
+    let until_close = raw_backend(b"HTTP/1.1 200 OK\r\n\r\nread until close", RawEnd::Close).await;
+    let chunked = raw_backend(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n",
+        RawEnd::Close,
+    )
+    .await;
+    let router = TestRouter::with_routes(&format!(
+        "[[route]]\nuri = \"hints.test\"\nbackends = [\"{hints}\"]\n\
+         [[route]]\nuri = \"close.test\"\nbackends = [\"{until_close}\"]\n\
+         [[route]]\nuri = \"chunked.test\"\nbackends = [\"{chunked}\"]\n"
+    ));
+    let response = get(&router, "hints.test", "/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "ok");
+    let response = get(&router, "close.test", "/").await;
+    assert_eq!(text(response).await, "read until close");
+    let req = Request::get("/")
+        .header("host", "chunked.test")
+        .header("te", "trailers")
+        .body(full(""))
+        .unwrap();
+    let collected = send(router.http, req)
+        .await
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    let trailers = collected.trailers().cloned();
+    assert_eq!(collected.to_bytes(), "abcde");
+    assert_eq!(trailers.unwrap()["x-sum"], "5");
+}

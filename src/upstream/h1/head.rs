@@ -82,6 +82,11 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Erro
         headers.append(name, value);
     }
     let framing = framing(status, method, &headers)?;
+    if headers.contains_key(TRANSFER_ENCODING) {
+        // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3): a length passed on
+        // beside a re-framed body would be a lie to the client.
+        headers.remove(CONTENT_LENGTH);
+    }
     let keep_alive = keep_alive(version, &headers) && framing != Framing::UntilClose;
     Ok(Some(Head {
         status,
@@ -188,6 +193,14 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((h.framing, h.keep_alive), (Framing::Length(0), false));
+    }
+
+    #[test]
+    fn transfer_encoding_drops_content_length() {
+        let text = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n";
+        let h = head(text, Method::GET).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.headers.contains_key(CONTENT_LENGTH));
     }
 
     #[test]
