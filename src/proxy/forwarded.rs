@@ -35,7 +35,9 @@ pub fn add(
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        headers.insert(X_REQUEST_START, HeaderValue::from(millis));
+        let mut start = HeaderValue::from(millis);
+        start.set_sensitive(true); // changes every millisecond: not worth an HPACK table entry
+        headers.insert(X_REQUEST_START, start);
     }
     headers.insert(X_VCAP_REQUEST_ID, request_id.clone());
 }
