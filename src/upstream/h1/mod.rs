@@ -160,3 +160,74 @@ pub async fn send(
     *response.headers_mut() = head.headers;
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamProtocol;
+    use crate::routing::{Endpoint, EndpointSpec};
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A backend that answers one request with `reply`, one byte at a time.
+    async fn trickling_backend(reply: &'static [u8]) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            for byte in reply {
+                stream.write_all(&[*byte]).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
+        });
+        addr
+    }
+
+    async fn exchange(reply: &'static [u8]) -> (Response<RawBody>, Bytes, Option<http::HeaderMap>) {
+        let addr = trickling_backend(reply).await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let conn = Box::new(Conn::new(Io::Tcp(tcp)));
+        let spec = EndpointSpec {
+            address: addr,
+            tls_name: None,
+            protocol: UpstreamProtocol::Http1,
+            app_id: String::new(),
+            instance_id: addr.to_string(),
+            instance_index: String::new(),
+            tags: Default::default(),
+        };
+        let key = super::super::PoolKey::of(&Endpoint::new(spec, None));
+        let (parts, ()) = http::Request::get("/")
+            .header("host", "t")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut response = send(conn, &parts, None, key, 4).await.unwrap();
+        let collected = response.body_mut().collect().await.unwrap();
+        let trailers = collected.trailers().cloned();
+        (response, collected.to_bytes(), trailers)
+    }
+
+    #[tokio::test]
+    async fn bodies_arriving_a_byte_at_a_time() {
+        let (response, body, _) = exchange(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nhello",
+        )
+        .await;
+        assert_eq!(
+            (response.status().as_u16(), &body[..]),
+            (201, &b"hello"[..])
+        );
+        let (_, body, trailers) = exchange(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nwiki\r\n9;x=y\r\npedia in \r\n0\r\nx-t: 1\r\n\r\n",
+        )
+        .await;
+        assert_eq!(&body[..], b"wikipedia in ");
+        assert_eq!(trailers.unwrap()["x-t"], "1");
+        let (_, body, _) = exchange(b"HTTP/1.0 200 OK\r\n\r\nuntil the end").await;
+        assert_eq!(&body[..], b"until the end");
+    }
+}
