@@ -6,8 +6,9 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
-/// Most header lines accepted in a response head.
-const MAX_HEADERS: usize = 128;
+/// Most header lines accepted in a response head (hyper's default; the slots are zeroed on
+/// every parse, so more costs on every response).
+const MAX_HEADERS: usize = 100;
 /// Largest response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 
@@ -40,6 +41,9 @@ pub struct Head {
 /// Parses a complete head at the start of `buf`, removing it; `Ok(None)` when more bytes are
 /// needed.
 pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Error> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut slots);
     let len = match response.parse(buf) {
