@@ -64,11 +64,11 @@ impl RoundTrip<'_> {
         let max_attempts = settings
             .max_attempts
             .clamp(1, route.pool.endpoints.len().max(1));
-        let replay = if max_attempts > 1 {
-            Replay::of(&req)
-        } else {
-            None
-        };
+        // A copy to resend is made only when needed: the hand-written HTTP/1.1 client hands a
+        // failed request back whole, so only hyper's paths (HTTP/2, upgrades) and status
+        // retries (the answered request is gone) need one.
+        let mut replay: Option<Replay> = None;
+        let copy_always = !route.options.retry_statuses.is_empty();
         let hash = match (&route.hash_key, route.balancer) {
             (Some(key), BalancerKind::Hash) => key.hash(req.headers()),
             _ => None,
@@ -98,6 +98,12 @@ impl RoundTrip<'_> {
             let endpoint = picked.endpoint;
             forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
             target::for_endpoint(&mut req, &endpoint);
+            if max_attempts > 1
+                && replay.is_none()
+                && (copy_always || !Upstream::keeps_request(&endpoint, &req))
+            {
+                replay = Replay::of(&req);
+            }
             let in_flight = EndpointInFlight::start(endpoint.clone());
             let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
             let result = match deadline {
@@ -140,17 +146,26 @@ impl RoundTrip<'_> {
                         _ => return Ok(sent),
                     }
                 }
-                Err(SendError { error, request }) => {
+                Err(SendError {
+                    error,
+                    request,
+                    written,
+                }) => {
                     self.attempt_failed(route, &endpoint, &error);
+                    let resendable = retry::no_response(&error) && attempt + 1 < max_attempts;
                     next = match request {
-                        Some(unsent) => Some(unsent),
-                        None if retry::no_response(&error)
-                            && attempt + 1 < max_attempts
-                            && self.budget_allows() =>
+                        Some(unsent) if !written => Some(unsent),
+                        Some(kept)
+                            if resendable
+                                && retry::idempotent(kept.method(), kept.headers())
+                                && self.budget_allows() =>
                         {
+                            Some(kept)
+                        }
+                        None if resendable && replay.is_some() && self.budget_allows() => {
                             replay.as_ref().map(Replay::request)
                         }
-                        None => None,
+                        _ => None,
                     };
                     if next.is_none() {
                         return answered.ok_or_else(|| ProxyError::from_attempt(error));

@@ -66,13 +66,17 @@ impl UpstreamError {
     }
 }
 
-/// A failed send. `request` is handed back when it was never written, so it can go elsewhere.
+/// A failed send. `request` is handed back when the router still holds it whole: never
+/// written (`written` false: it may go anywhere), or written by the hand-written client, which
+/// keeps it (`written` true: resend only if that is safe).
 #[derive(Debug)]
 pub struct SendError {
     /// What failed.
     pub error: UpstreamError,
-    /// The untouched request, when it was not sent.
+    /// The request, when the router still has it.
     pub request: Option<Request<ProxyBody>>,
+    /// True when request bytes may have reached the backend.
+    pub written: bool,
 }
 
 /// A backend's response body, from hyper's client or the hand-written one.
@@ -151,10 +155,10 @@ impl Upstream {
         req: Request<ProxyBody>,
     ) -> Result<Answer, SendError> {
         let key = PoolKey::of(endpoint);
-        let in_memory = matches!(req.body(), ProxyBody::Empty | ProxyBody::Full(_))
-            && !req.headers().contains_key(http::header::UPGRADE);
         match endpoint.spec.protocol {
-            UpstreamProtocol::Http1 if in_memory => self.send_raw(endpoint, key, req).await,
+            UpstreamProtocol::Http1 if Self::keeps_request(endpoint, &req) => {
+                self.send_raw(endpoint, key, req).await
+            }
             UpstreamProtocol::Http1 => {
                 let sent = self.send_http1(endpoint, key, req).await?;
                 Ok((sent.0.map(ResponseBody::Hyper), sent.1))
@@ -164,6 +168,14 @@ impl Upstream {
                 Ok((sent.0.map(ResponseBody::Hyper), sent.1))
             }
         }
+    }
+
+    /// True when `req` to `endpoint` goes through the hand-written HTTP/1.1 client, which
+    /// hands the request back whole on failure (so no copy is needed to resend it).
+    pub fn keeps_request(endpoint: &Endpoint, req: &Request<ProxyBody>) -> bool {
+        endpoint.spec.protocol == UpstreamProtocol::Http1
+            && matches!(req.body(), ProxyBody::Empty | ProxyBody::Full(_))
+            && !req.headers().contains_key(http::header::UPGRADE)
     }
 
     /// The hand-written client: an idle connection that is still open (or a new one), one
@@ -189,6 +201,7 @@ impl Upstream {
                         return Err(SendError {
                             error,
                             request: Some(Request::from_parts(parts, body)),
+                            written: false,
                         });
                     }
                 },
@@ -199,7 +212,8 @@ impl Upstream {
                 Err(failure) => {
                     return Err(SendError {
                         error: UpstreamError::H1(failure.error),
-                        request: failure.unsent.then(|| Request::from_parts(parts, body)),
+                        request: Some(Request::from_parts(parts, body)),
+                        written: !failure.unsent,
                     });
                 }
             }
@@ -232,6 +246,7 @@ impl Upstream {
                 return Err(SendError {
                     error,
                     request: Some(req),
+                    written: false,
                 });
             }
         };
@@ -262,6 +277,7 @@ impl Upstream {
                     return Err(SendError {
                         error,
                         request: Some(req),
+                        written: false,
                     });
                 }
             },
@@ -289,6 +305,7 @@ impl Upstream {
 fn send_error(error: hyper::Error, request: Option<Request<ProxyBody>>) -> SendError {
     SendError {
         error: UpstreamError::Http(error),
+        written: request.is_none(),
         request,
     }
 }
