@@ -22,8 +22,10 @@ pub fn new_request_id() -> HeaderValue {
         text[at + 1] = HEX[(byte & 0xf) as usize];
         at += 2;
     }
-    let mut id =
-        HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value");
+    // One allocation that clones share: the id goes to the backend and back to the client
+    // (a plain copied value would allocate again on its first clone).
+    let mut id = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .expect("hex digits and dashes are a valid header value");
     id.set_sensitive(true);
     id
 }

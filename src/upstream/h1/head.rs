@@ -62,26 +62,33 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Erro
     } else {
         Version::HTTP_11
     };
+    // Where each field's name and value sit in the head, so the values can be slices of the
+    // head's bytes (no copy) once the parser's borrow of the buffer ends.
     let base = buf.as_ptr() as usize;
-    let fields: Vec<(&str, std::ops::Range<usize>)> = response
-        .headers
-        .iter()
-        .map(|h| {
-            let start = h.value.as_ptr() as usize - base;
-            (h.name, start..start + h.value.len())
-        })
-        .collect();
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    let mut names = Vec::with_capacity(fields.len());
-    for (name, _) in &fields {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| H1Error::Protocol(format!("bad header name {name:?}")))?;
-        names.push(name);
+    let count = response.headers.len();
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
+        let name = field.name.as_ptr() as usize - base;
+        let value = field.value.as_ptr() as usize - base;
+        *span = (
+            name as u32,
+            field.name.len() as u32,
+            value as u32,
+            field.value.len() as u32,
+        );
     }
-    let ranges: Vec<std::ops::Range<usize>> = fields.into_iter().map(|(_, r)| r).collect();
     let head: Bytes = buf.split_to(len).freeze();
-    for (name, range) in names.into_iter().zip(ranges) {
-        let value = HeaderValue::from_maybe_shared(head.slice(range))
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(name, name_len, value, value_len) in &spans[..count] {
+        let name = &head[name as usize..][..name_len as usize];
+        let name = HeaderName::from_bytes(name).map_err(|_| {
+            H1Error::Protocol(format!(
+                "bad header name {:?}",
+                String::from_utf8_lossy(name)
+            ))
+        })?;
+        let value = head.slice(value as usize..(value + value_len) as usize);
+        let value = HeaderValue::from_maybe_shared(value)
             .map_err(|_| H1Error::Protocol(format!("bad value for header {name}")))?;
         headers.append(name, value);
     }
