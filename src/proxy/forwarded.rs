@@ -9,6 +9,7 @@ use super::names::{
 use crate::routing::Endpoint;
 use http::header::HOST;
 use http::{HeaderMap, HeaderValue};
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Adds the forwarding headers for a request from `client`. `authority` is the request's host
@@ -32,14 +33,33 @@ pub fn add(
         }
     }
     if !headers.contains_key(&X_REQUEST_START) {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut start = HeaderValue::from(millis);
-        start.set_sensitive(true); // changes every millisecond: not worth an HPACK table entry
-        headers.insert(X_REQUEST_START, start);
+        headers.insert(X_REQUEST_START, request_start());
     }
     headers.insert(X_VCAP_REQUEST_ID, request_id.clone());
+}
+
+thread_local! {
+    /// The last `X-Request-Start` value made on this thread, and its millisecond.
+    static REQUEST_START: RefCell<(u64, HeaderValue)> =
+        RefCell::new((0, HeaderValue::from_static("0")));
+}
+
+/// `X-Request-Start` for now: milliseconds since the epoch. Requests within one millisecond
+/// share one value (a refcount, not an allocation each). Marked sensitive: it changes every
+/// millisecond, so it is not worth an HPACK table entry.
+fn request_start() -> HeaderValue {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    REQUEST_START.with_borrow_mut(|(at, value)| {
+        if *at != millis {
+            let mut fresh = HeaderValue::from(millis);
+            fresh.set_sensitive(true);
+            *at = millis;
+            *value = fresh;
+        }
+        value.clone()
+    })
 }
 
 /// Appends the client IP to `X-Forwarded-For`, folding several lines into one.
