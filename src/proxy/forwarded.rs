@@ -41,7 +41,7 @@ pub fn add(
 thread_local! {
     /// The last `X-Request-Start` value made on this thread, and its millisecond.
     static REQUEST_START: RefCell<(u64, HeaderValue)> =
-        RefCell::new((0, HeaderValue::from_static("0")));
+        const { RefCell::new((0, HeaderValue::from_static("0"))) };
 }
 
 /// `X-Request-Start` for now: milliseconds since the epoch. Requests within one millisecond
