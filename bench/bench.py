@@ -367,7 +367,7 @@ def measure(peer, scenario, args, run, binary):
         if scenario == "idle-10k":
             before = status_kib(pids, "VmRSS")
             conns, failed = idle_connections(PORTS["h1"], args.idle)
-            time.sleep(2)
+            time.sleep(6)  # idle for a while: past any periodic housekeeping (switchyard: 5 s)
             rss = status_kib(tree_pids(proc.pid), "VmRSS")
             for s in conns:
                 s.close()

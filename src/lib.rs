@@ -18,6 +18,7 @@ pub mod demo;
 pub mod health;
 pub mod lifecycle;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

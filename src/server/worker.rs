@@ -67,6 +67,7 @@ async fn run(
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
             sweeper.upstream().sweep_idle();
+            crate::memory::release_free_memory();
         }
     });
     lifecycle.stopping().await;
