@@ -3,11 +3,15 @@
 //! The request path, in the order a request meets it:
 //! [`server`] (accept, TLS, HTTP/1.1 + HTTP/2) -> [`proxy`] (request id, hop-by-hop and
 //! forwarding headers, route lookup, round trip with retries, response) -> [`balance`]
-//! (endpoint choice) -> [`upstream`] (pooled backend connections) -> [`body`] (streaming).
-//! Routes live in [`routing`]; [`config`] reads the TOML file; [`router`] ties it together.
+//! (endpoint choice, skipping unhealthy endpoints) -> [`upstream`] (pooled backend connections,
+//! the hand-written HTTP/1.1 client) -> [`body`] (streaming).
+//! The route model lives in [`routing`]; the [`registry`] feeds it (config file, admin API,
+//! expiry); [`health`] tracks endpoints; [`config`] reads the TOML file; [`router`] ties it
+//! together.
 //!
 //! Embedding: build a [`config::Config`] (for example with [`config::Config::from_toml`]) and
-//! call [`RunningRouter::start`].
+//! call [`RunningRouter::start`], or [`RunningRouter::builder`] to plug in your own
+//! [`registry::Registry`] or [`proxy::RouteExtractor`].
 
 pub mod admin;
 pub mod balance;
