@@ -173,13 +173,10 @@ async fn change_routes(
     };
     let converted = parse_messages(&body).and_then(|messages| {
         let mut changes = Vec::with_capacity(messages.len());
+        let many = messages.len() > 1;
         for (i, message) in messages.iter().enumerate() {
-            let prefix = if messages.len() > 1 {
-                format!("[{i}]")
-            } else {
-                String::new()
-            };
-            changes.extend(convert(message).map_err(|e| e.within(&prefix))?);
+            let named = |e: MessageError| if many { e.within(&format!("[{i}]")) } else { e };
+            changes.extend(convert(message).map_err(named)?);
         }
         Ok(changes)
     });

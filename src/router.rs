@@ -82,7 +82,6 @@ fn start_store(config: &Config) -> std::io::Result<(Arc<RouteStore>, Vec<Ticker>
     let settings = StoreSettings {
         default_balancer: config.proxy.balancer,
         default_hash_key: config.proxy.hash_key.clone(),
-        stale_threshold: config.registry.stale_threshold.0,
         ejection: EjectionPolicy {
             base: config.health.eject_base.0,
             max: config.health.eject_max.0,

@@ -21,7 +21,6 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 /// Defaults and policies the store applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,19 +29,16 @@ pub struct StoreSettings {
     pub default_balancer: BalancerKind,
     /// Hash key of hash-balanced routes that do not set one.
     pub default_hash_key: Option<HashKey>,
-    /// Longest time to live of a registered endpoint (messages may only shorten it).
-    pub stale_threshold: Duration,
     /// Ejection of failing endpoints.
     pub ejection: EjectionPolicy,
 }
 
 impl Default for StoreSettings {
-    /// Round-robin, no hash key, 120 s time to live, the default ejection policy.
+    /// Round-robin, no hash key, the default ejection policy.
     fn default() -> Self {
         StoreSettings {
             default_balancer: BalancerKind::RoundRobin,
             default_hash_key: None,
-            stale_threshold: Duration::from_secs(120),
             ejection: EjectionPolicy::default(),
         }
     }
@@ -123,12 +119,21 @@ struct State {
 }
 
 impl State {
+    /// The entry of `uri`, made if missing. Looks up before inserting: a refresh (the common
+    /// call, every heartbeat) then copies no strings.
     fn entry(&mut self, uri: &RouteUri) -> &mut RouteEntry {
-        self.hosts
-            .entry(uri.host.clone())
-            .or_default()
-            .entry(uri.path.clone())
-            .or_insert_with(|| RouteEntry::new(uri.clone()))
+        let known = self
+            .hosts
+            .get(&uri.host)
+            .is_some_and(|paths| paths.contains_key(&uri.path));
+        if !known {
+            self.hosts
+                .entry(uri.host.clone())
+                .or_default()
+                .insert(uri.path.clone(), RouteEntry::new(uri.clone()));
+        }
+        self.existing(uri)
+            .expect("the entry exists: found or inserted above")
     }
 
     fn existing(&mut self, uri: &RouteUri) -> Option<&mut RouteEntry> {
@@ -369,11 +374,6 @@ impl RouteStore {
         removed
     }
 
-    /// The longest time to live a registration may have.
-    pub fn stale_threshold(&self) -> Duration {
-        self.lock().settings.stale_threshold
-    }
-
     /// Makes every change up to `generation` visible to requests.
     fn publish(&self, generation: u64) {
         let _publisher = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
@@ -436,6 +436,7 @@ mod tests {
     use super::*;
     use crate::config::UpstreamProtocol;
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     fn spec(port: u16) -> EndpointSpec {
         let address = SocketAddr::from(([127, 0, 0, 1], port));
