@@ -77,17 +77,15 @@ async fn probe_due(registry: &dyn Registry, upstream: &Arc<Upstream>) {
             if endpoint.health.probe.due(now, check.interval.0) {
                 let (route, endpoint, upstream) =
                     (route.clone(), endpoint.clone(), upstream.clone());
-                probes.spawn(async move { probe(&route, &endpoint, &upstream).await });
+                let check = check.clone();
+                probes.spawn(async move { probe(&route, &check, &endpoint, &upstream).await });
             }
         }
     }
     while probes.join_next().await.is_some() {}
 }
 
-async fn probe(route: &Route, endpoint: &Endpoint, upstream: &Upstream) {
-    let Some(check) = &route.options.health_check else {
-        return;
-    };
+async fn probe(route: &Route, check: &HealthCheck, endpoint: &Endpoint, upstream: &Upstream) {
     let host = match &route.uri.host {
         HostPattern::Exact(host) => host.clone(),
         _ => endpoint.spec.address.to_string(),

@@ -152,20 +152,31 @@ async fn sniff_http2(stream: &TcpStream, limit: Duration) -> Option<bool> {
     }
 }
 
+/// What hyper serves on a client connection: every request to the proxy, never an error.
+trait ProxyService:
+    hyper::service::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<crate::body::ProxyBody>,
+        Error = Infallible,
+    > + Clone
+{
+}
+
+impl<S> ProxyService for S where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::ProxyBody>,
+            Error = Infallible,
+        > + Clone
+{
+}
+
 /// The per-connection service: each request goes to the proxy, counted as in flight.
 fn service(
     state: &Arc<ConnState>,
     client: &Arc<ClientConn>,
     ctx: &ConnContext,
-) -> impl hyper::service::Service<
-    http::Request<hyper::body::Incoming>,
-    Response = http::Response<crate::body::ProxyBody>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<http::Response<crate::body::ProxyBody>, Infallible>>
-             + Send
-             + use<>,
-> + Clone
-+ use<> {
+) -> impl ProxyService<Future: Send + 'static> + use<> {
     let (state, client, proxy) = (state.clone(), client.clone(), ctx.proxy.clone());
     service_fn(move |req| {
         let proxy = proxy.clone();
@@ -187,13 +198,7 @@ fn boxed_service(
     state: &Arc<ConnState>,
     client: &Arc<ClientConn>,
     ctx: &ConnContext,
-) -> impl hyper::service::Service<
-    http::Request<hyper::body::Incoming>,
-    Response = http::Response<crate::body::ProxyBody>,
-    Error = Infallible,
-    Future = BoxedResponse,
-> + Clone
-+ use<> {
+) -> impl ProxyService<Future = BoxedResponse> + use<> {
     let inner = service(state, client, ctx);
     service_fn(move |req| -> BoxedResponse { Box::pin(hyper::service::Service::call(&inner, req)) })
 }
