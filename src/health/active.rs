@@ -69,7 +69,7 @@ async fn probe_due(registry: &dyn Registry, upstream: &Arc<Upstream>) {
     let table = registry.snapshot();
     let now = now_ms();
     let mut probes = tokio::task::JoinSet::new();
-    for route in table.routes() {
+    for route in table.checked_routes() {
         let Some(check) = &route.options.health_check else {
             continue;
         };

@@ -145,6 +145,8 @@ pub struct RouteTable {
     wildcard: HostMap,
     any_host: Arc<PathRoutes>,
     len: usize,
+    /// The routes with an active health check, so the checker never scans the whole table.
+    checked: Arc<Vec<Arc<Route>>>,
 }
 
 impl RouteTable {
@@ -173,6 +175,16 @@ impl RouteTable {
     ) -> RouteTable {
         let mut next = self.clone();
         for (host, routes) in changes {
+            let had_checks = next.checked.iter().any(|r| r.uri.host == host);
+            let new_checks = routes
+                .by_path
+                .values()
+                .filter(|r| r.options.health_check.is_some());
+            if had_checks || new_checks.clone().next().is_some() {
+                let checked = Arc::make_mut(&mut next.checked);
+                checked.retain(|r| r.uri.host != host);
+                checked.extend(new_checks.cloned());
+            }
             let added = routes.by_path.len();
             let removed = match host {
                 HostPattern::Any => {
@@ -186,6 +198,11 @@ impl RouteTable {
             next.len = next.len + added - removed;
         }
         next
+    }
+
+    /// The routes that have an active health check.
+    pub fn checked_routes(&self) -> &[Arc<Route>] {
+        &self.checked
     }
 
     /// Number of routes.
@@ -337,6 +354,47 @@ mod tests {
         assert_eq!(found(&next, "b.com", "/"), None);
         assert_eq!(found(&next, "c.com", "/").as_deref(), Some("c.com"));
         assert_eq!(found(&table, "a.com", "/x").as_deref(), Some("a.com/x"));
+    }
+
+    #[test]
+    fn checked_routes_follow_changes() {
+        let checked = |uri: &str| {
+            let mut route = Arc::try_unwrap(route(uri, 1)).unwrap();
+            route.options.health_check = Some(crate::config::HealthCheck {
+                path: "/health".into(),
+                interval: crate::config::ConfigDuration(std::time::Duration::from_secs(1)),
+                timeout: crate::config::ConfigDuration(std::time::Duration::from_secs(1)),
+                rise: 1,
+                fall: 1,
+            });
+            Arc::new(route)
+        };
+        let names = |table: &RouteTable| -> Vec<String> {
+            let mut names: Vec<String> = table
+                .checked_routes()
+                .iter()
+                .map(|r| r.uri.to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let table = RouteTable::new(vec![
+            checked("a.com"),
+            checked("b.com/x"),
+            route("c.com", 1),
+        ]);
+        assert_eq!(names(&table), ["a.com", "b.com/x"]);
+        let host = |h: &str| HostPattern::Exact(h.into());
+        let next = table.with_hosts([
+            (host("a.com"), PathRoutes::new([route("a.com", 1)])),
+            (host("c.com"), PathRoutes::new([checked("c.com")])),
+        ]);
+        assert_eq!(names(&next), ["b.com/x", "c.com"]);
+        assert_eq!(
+            names(&table),
+            ["a.com", "b.com/x"],
+            "the old snapshot is untouched"
+        );
     }
 
     #[test]
