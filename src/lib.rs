@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod health;
+pub mod http1;
 pub mod lifecycle;
 pub mod logging;
 pub mod memory;

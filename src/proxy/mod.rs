@@ -81,10 +81,12 @@ impl Proxy {
         &self.upstream
     }
 
-    /// Handles one client request; never fails: errors become router responses.
+    /// Handles one client request; never fails: errors become router responses. The body is
+    /// hyper's (`ProxyBody::Incoming`) or, from the hand-written HTTP/1.1 server, already in
+    /// memory (`Empty`, `Full`).
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        req: Request<ProxyBody>,
         client: Arc<ClientConn>,
         active: ActiveRequest,
     ) -> Response<ProxyBody> {
@@ -106,7 +108,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ProxyBody>,
         client: Arc<ClientConn>,
         active: ActiveRequest,
         request_id: &http::HeaderValue,
@@ -129,12 +131,12 @@ impl Proxy {
         );
         target::to_origin_form(&mut parts, &route, authority.as_deref());
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
-        let body = if body.is_end_stream() {
-            ProxyBody::Empty
-        } else if self.worth_buffering(&parts, &body, &route) {
-            buffer(body, deadline).await?
-        } else {
-            ProxyBody::Incoming(body)
+        let body = match body {
+            body if body.is_end_stream() => ProxyBody::Empty,
+            ProxyBody::Incoming(body) if self.worth_buffering(&parts, &body, &route) => {
+                buffer(body, deadline).await?
+            }
+            body => body,
         };
         let round_trip = round_trip::RoundTrip {
             upstream: &self.upstream,

@@ -76,6 +76,11 @@ impl ConnState {
         self.parking.store(parking, Ordering::Relaxed);
     }
 
+    /// True while the connection is being parked.
+    pub fn is_parking(&self) -> bool {
+        self.parking.load(Ordering::Relaxed)
+    }
+
     /// True when bytes of a new request head have been read (and not yet handled).
     pub fn head_started(&self) -> bool {
         self.head_started_ms.load(Ordering::Relaxed) != 0

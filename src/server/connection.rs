@@ -8,7 +8,7 @@
 //! hyper's connection (`graceful_shutdown`, which never shuts the socket down) leaves the
 //! socket itself open.
 
-use super::{ConnState, TrackedIo};
+use super::{ConnState, TrackedIo, h1};
 use crate::lifecycle::{ConnGuards, Lifecycle};
 use crate::proxy::{ClientConn, Proxy};
 use hyper::server::conn::{http1, http2};
@@ -36,6 +36,8 @@ pub struct ServeSettings {
     pub idle_timeout: Duration,
     /// Time to finish a TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
 }
@@ -57,6 +59,7 @@ impl ServeSettings {
             header_timeout: server.header_read_timeout.0,
             idle_timeout: server.idle_timeout.0,
             tls_handshake_timeout: server.tls_handshake_timeout.0,
+            max_header_bytes: server.max_header_bytes,
             http1,
             http2,
         }
@@ -182,6 +185,7 @@ fn service(
         let proxy = proxy.clone();
         let client = client.clone();
         let active = state.start_request();
+        let req = req.map(crate::body::ProxyBody::Incoming);
         async move { Ok::<_, Infallible>(proxy.handle(req, client, active).await) }
     })
 }
@@ -203,8 +207,32 @@ fn boxed_service(
     service_fn(move |req| -> BoxedResponse { Box::pin(hyper::service::Service::call(&inner, req)) })
 }
 
-/// Serves HTTP/1.1 (with upgrades) on `io`; returns true when it ended to park (see [`drive`]).
+/// Serves HTTP/1.1 on `io`: the hand-written server first, hyper (with upgrades) from the first
+/// request it hands off; returns true when the connection ended to park (see [`drive`]).
 async fn serve_http1<I>(
+    io: I,
+    state: &Arc<ConnState>,
+    client: &Arc<ClientConn>,
+    ctx: &ConnContext,
+    park_after: Option<Duration>,
+) -> bool
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    // The hand-written server notices parking and stopping by itself while idle.
+    let fast = Box::pin(h1::serve(io, state, client, ctx));
+    match drive(fast, |_| {}, state, ctx, park_after).await {
+        Driven::Ended {
+            output: h1::Served::HandOff(io),
+            ..
+        } => serve_hyper_http1(io, state, client, ctx, park_after).await,
+        Driven::Ended { parked, .. } => parked,
+        Driven::TimedOut => false,
+    }
+}
+
+/// hyper's HTTP/1.1 server (with upgrades) on `io`; returns true when it ended to park.
+async fn serve_hyper_http1<I>(
     io: I,
     state: &Arc<ConnState>,
     client: &Arc<ClientConn>,
@@ -218,7 +246,11 @@ where
         .settings
         .http1
         .serve_connection(TokioIo::new(io), service(state, client, ctx));
-    drive(Box::pin(conn.with_upgrades()), state, ctx, park_after).await
+    let conn = Box::pin(conn.with_upgrades());
+    let finish = |conn: Pin<&mut _>| {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(conn)
+    };
+    logged(drive(conn, finish, state, ctx, park_after).await)
 }
 
 async fn serve_http2<I>(io: I, state: Arc<ConnState>, client: Arc<ClientConn>, ctx: &ConnContext)
@@ -229,7 +261,9 @@ where
         .settings
         .http2
         .serve_connection(TokioIo::new(io), boxed_service(&state, &client, ctx));
-    drive(Box::pin(conn), &state, ctx, None).await;
+    let finish =
+        |conn: Pin<&mut _>| hyper::server::conn::http2::Connection::graceful_shutdown(conn);
+    logged(drive(Box::pin(conn), finish, &state, ctx, None).await);
 }
 
 /// Plain-text HTTP/1.1 with parking: hyper serves a duplicate of the socket; when it has been
@@ -266,47 +300,37 @@ async fn serve_http1_parking(stream: TcpStream, client: Arc<ClientConn>, ctx: &C
     }
 }
 
-/// A hyper connection that can be asked to finish gracefully.
-trait GracefulConn: Future<Output = hyper::Result<()>> {
-    fn finish(self: Pin<&mut Self>);
+/// How a driven connection ended.
+enum Driven<T> {
+    /// It finished by itself (`parked`: after being asked to, for parking).
+    Ended { output: T, parked: bool },
+    /// A header-read or idle timeout closed it.
+    TimedOut,
 }
 
-impl<I, S, B> GracefulConn for hyper::server::conn::http1::UpgradeableConnection<I, S>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn finish(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
+/// The outcome of a hyper connection, its error logged; true when it ended to park.
+fn logged(driven: Driven<hyper::Result<()>>) -> bool {
+    match driven {
+        Driven::Ended { output, parked } => {
+            if let Err(error) = output {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+            parked
+        }
+        Driven::TimedOut => false,
     }
 }
 
-impl<I, S, B> GracefulConn for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
-{
-    fn finish(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-/// Drives `conn` until it ends, enforcing header-read and idle timeouts and the router's stop.
-/// With `park_after`, a connection quiet that long is ended gracefully; returns true then.
-async fn drive<C: GracefulConn>(
+/// Drives `conn` until it ends, enforcing header-read and idle timeouts and the router's stop
+/// (`finish` asks it to end gracefully). With `park_after`, a connection quiet that long is
+/// asked to finish, and reported `parked`.
+async fn drive<C: Future>(
     mut conn: Pin<Box<C>>,
+    finish: impl Fn(Pin<&mut C>),
     state: &ConnState,
     ctx: &ConnContext,
     park_after: Option<Duration>,
-) -> bool {
+) -> Driven<C::Output> {
     let settings = &ctx.settings;
     let stop = ctx.lifecycle.stopping();
     tokio::pin!(stop);
@@ -316,21 +340,18 @@ async fn drive<C: GracefulConn>(
     tokio::pin!(timer);
     loop {
         tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "client connection ended with an error");
-                }
-                return parking && !stopping;
+            output = conn.as_mut() => {
+                return Driven::Ended { output, parked: parking && !stopping };
             }
             () = &mut stop, if !stopping => {
                 stopping = true;
-                conn.as_mut().finish();
+                finish(conn.as_mut());
             }
             () = timer.as_mut(), if !parking => {
                 let left = state.time_left(settings.header_timeout, settings.idle_timeout);
                 if left.is_some_and(|left| left.is_zero()) {
                     tracing::debug!("closing client connection: header or idle timeout");
-                    return false;
+                    return Driven::TimedOut;
                 }
                 let mut wait = left.map_or(check_every, |left| left.min(check_every));
                 // A stopping connection is closing anyway: never park it.
@@ -339,7 +360,7 @@ async fn drive<C: GracefulConn>(
                     if quiet >= park_after {
                         parking = true;
                         state.set_parking(true);
-                        conn.as_mut().finish();
+                        finish(conn.as_mut());
                         continue;
                     }
                     wait = wait.min(park_after - quiet);

@@ -4,6 +4,7 @@
 
 mod conn_state;
 mod connection;
+mod h1;
 mod listener;
 mod thread;
 mod worker;

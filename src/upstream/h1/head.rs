@@ -2,15 +2,16 @@
 //! section 6.3) and whether the connection can serve another request.
 
 use super::H1Error;
+use crate::http1::fields::{self, Spans};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 
-/// Most header lines accepted in a response head (hyper's default; the slots are zeroed on
-/// every parse, so more costs on every response).
-const MAX_HEADERS: usize = 100;
 /// Largest response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Headers the router may add to a response (request id, date).
+const ADDED: usize = 2;
 
 /// How the body after a head is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +45,14 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Erro
     if buf.is_empty() {
         return Ok(None);
     }
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let len = match response.parse(buf) {
+    let mut slots = fields::slots();
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut slots,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
             return Err(H1Error::Protocol("response head too large".into()));
@@ -62,36 +68,11 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Erro
     } else {
         Version::HTTP_11
     };
-    // Where each field's name and value sit in the head, so the values can be slices of the
-    // head's bytes (no copy) once the parser's borrow of the buffer ends.
-    let base = buf.as_ptr() as usize;
-    let count = response.headers.len();
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
-        let name = field.name.as_ptr() as usize - base;
-        let value = field.value.as_ptr() as usize - base;
-        *span = (
-            name as u32,
-            field.name.len() as u32,
-            value as u32,
-            field.value.len() as u32,
-        );
-    }
+    let spans = Spans::of(buf, response.headers);
     let head: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(name, name_len, value, value_len) in &spans[..count] {
-        let name = &head[name as usize..][..name_len as usize];
-        let name = HeaderName::from_bytes(name).map_err(|_| {
-            H1Error::Protocol(format!(
-                "bad header name {:?}",
-                String::from_utf8_lossy(name)
-            ))
-        })?;
-        let value = head.slice(value as usize..(value + value_len) as usize);
-        let value = HeaderValue::from_maybe_shared(value)
-            .map_err(|_| H1Error::Protocol(format!("bad value for header {name}")))?;
-        headers.append(name, value);
-    }
+    let mut headers = spans
+        .into_map(&head, ADDED)
+        .map_err(|e| H1Error::Protocol(e.to_string()))?;
     let framing = framing(status, method, &headers)?;
     if headers.contains_key(TRANSFER_ENCODING) {
         // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3): a length passed on

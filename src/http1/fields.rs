@@ -1,0 +1,116 @@
+//! Header fields of a head parsed by httparse, turned into a `HeaderMap` without copying the
+//! values: the parser borrows the read buffer, so each field's position is noted first, the head
+//! is split off as `Bytes`, and the values become slices of it.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::mem::MaybeUninit;
+
+/// Most header lines accepted in a head (hyper's default; the parser's slots are zeroed on every
+/// parse, so more costs on every message).
+pub const MAX_HEADERS: usize = 100;
+
+/// Where each field's name and value sit in a head: (name start, name length, value start,
+/// value length), counted from the head's first byte. Only the first `count` slots are written
+/// (the array is left uninitialised: zeroing it would cost on every message).
+pub struct Spans {
+    spans: [MaybeUninit<(u32, u32, u32, u32)>; MAX_HEADERS],
+    count: usize,
+}
+
+/// Parser slots for a head's fields, uninitialised (httparse writes those it fills).
+pub fn slots<'b>() -> [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+impl Spans {
+    /// The positions of `fields` (as parsed from `head`) within `head`.
+    #[inline(always)]
+    pub fn of(head: &[u8], fields: &[httparse::Header<'_>]) -> Spans {
+        let base = head.as_ptr() as usize;
+        let mut spans = Spans {
+            spans: [const { MaybeUninit::uninit() }; MAX_HEADERS],
+            count: 0,
+        };
+        for (span, field) in spans.spans.iter_mut().zip(fields) {
+            span.write((
+                (field.name.as_ptr() as usize - base) as u32,
+                field.name.len() as u32,
+                (field.value.as_ptr() as usize - base) as u32,
+                field.value.len() as u32,
+            ));
+            spans.count += 1;
+        }
+        spans
+    }
+
+    fn written(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
+        // SAFETY: `of` wrote the first `count` slots.
+        self.spans[..self.count]
+            .iter()
+            .map(|span| unsafe { span.assume_init() })
+    }
+
+    /// The fields as (name bytes, value bytes) within `head`.
+    pub fn iter<'h>(
+        &self,
+        head: &'h [u8],
+    ) -> impl Iterator<Item = (&'h [u8], &'h [u8])> + use<'h, '_> {
+        self.written()
+            .map(move |(name, name_len, value, value_len)| {
+                (
+                    &head[name as usize..][..name_len as usize],
+                    &head[value as usize..][..value_len as usize],
+                )
+            })
+    }
+
+    /// The fields as a map whose values share `head`'s bytes, with room for `extra` more (the
+    /// headers the router adds: growing a map rehashes it); a bad name or value is returned as
+    /// the offending name.
+    pub fn into_map(self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
+        let mut headers = HeaderMap::with_capacity(self.count + extra);
+        for (name, name_len, value, value_len) in self.written() {
+            let name = &head[name as usize..][..name_len as usize];
+            let Ok(name) = HeaderName::from_bytes(name) else {
+                return Err(BadField(String::from_utf8_lossy(name).into_owned()));
+            };
+            let value = head.slice(value as usize..(value + value_len) as usize);
+            let Ok(value) = HeaderValue::from_maybe_shared(value) else {
+                return Err(BadField(name.as_str().to_owned()));
+            };
+            headers.append(name, value);
+        }
+        Ok(headers)
+    }
+}
+
+/// A header field whose name or value is not valid.
+#[derive(Debug, thiserror::Error)]
+#[error("bad header field {0:?}")]
+pub struct BadField(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_slices_of_the_head() {
+        let text = b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Two: 1\r\nx-two: 2\r\n\r\n";
+        let mut slots = slots();
+        let mut req = httparse::Request::new(&mut []);
+        assert!(
+            req.parse_with_uninit_headers(text, &mut slots)
+                .unwrap()
+                .is_complete()
+        );
+        let spans = Spans::of(text, req.headers);
+        let names: Vec<&[u8]> = spans.iter(text).map(|(n, _)| n).collect();
+        assert_eq!(names, [&b"Host"[..], b"X-Two", b"x-two"]);
+        let head = Bytes::from_static(text);
+        let map = spans.into_map(&head, 0).unwrap();
+        assert_eq!(map["host"], "a.test");
+        let twos: Vec<_> = map.get_all("x-two").iter().collect();
+        assert_eq!(twos, ["1", "2"]);
+    }
+}
