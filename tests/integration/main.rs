@@ -6,6 +6,7 @@ mod admin;
 mod balancers;
 mod cli;
 mod conformance;
+mod http1_server;
 mod limits;
 mod protocols;
 mod registry;
