@@ -23,25 +23,36 @@ pub fn slots<'b>() -> [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
     [const { MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
+impl Default for Spans {
+    fn default() -> Spans {
+        Spans::new()
+    }
+}
+
 impl Spans {
-    /// The positions of `fields` (as parsed from `head`) within `head`.
+    /// No fields yet.
     #[inline(always)]
-    pub fn of(head: &[u8], fields: &[httparse::Header<'_>]) -> Spans {
-        let base = head.as_ptr() as usize;
-        let mut spans = Spans {
+    pub fn new() -> Spans {
+        Spans {
             spans: [const { MaybeUninit::uninit() }; MAX_HEADERS],
             count: 0,
-        };
-        for (span, field) in spans.spans.iter_mut().zip(fields) {
+        }
+    }
+
+    /// Notes the positions of `fields` (as parsed from `head`) within `head`. Filled in place
+    /// (not returned): the array is 1.6 KB, and returning it by value copies it.
+    pub fn record(&mut self, head: &[u8], fields: &[httparse::Header<'_>]) {
+        let base = head.as_ptr() as usize;
+        self.count = 0;
+        for (span, field) in self.spans.iter_mut().zip(fields) {
             span.write((
                 (field.name.as_ptr() as usize - base) as u32,
                 field.name.len() as u32,
                 (field.value.as_ptr() as usize - base) as u32,
                 field.value.len() as u32,
             ));
-            spans.count += 1;
+            self.count += 1;
         }
-        spans
     }
 
     fn written(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
@@ -104,7 +115,8 @@ mod tests {
                 .unwrap()
                 .is_complete()
         );
-        let spans = Spans::of(text, req.headers);
+        let mut spans = Spans::new();
+        spans.record(text, req.headers);
         let names: Vec<&[u8]> = spans.iter(text).map(|(n, _)| n).collect();
         assert_eq!(names, [&b"Host"[..], b"X-Two", b"x-two"]);
         let head = Bytes::from_static(text);

@@ -7,7 +7,7 @@ use super::names::{
     X_FORWARDED_PROTO, X_REQUEST_START, X_VCAP_REQUEST_ID,
 };
 use crate::routing::Endpoint;
-use http::header::HOST;
+use http::header::{Entry, HOST};
 use http::{HeaderMap, HeaderValue};
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,17 +23,15 @@ pub fn add(
     append_forwarded_for(headers, client.ip_header());
     let proto = if client.tls() { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        let host = headers
-            .get(HOST)
-            .cloned()
-            .or_else(|| authority.and_then(|a| a.parse().ok()));
-        if let Some(host) = host {
-            headers.insert(X_FORWARDED_HOST, host);
-        }
+    // `entry`: one hash of the name for the check and the insert.
+    let host = headers.get(HOST).cloned();
+    if let Entry::Vacant(entry) = headers.entry(X_FORWARDED_HOST)
+        && let Some(host) = host.or_else(|| authority.and_then(|a| a.parse().ok()))
+    {
+        entry.insert(host);
     }
-    if !headers.contains_key(&X_REQUEST_START) {
-        headers.insert(X_REQUEST_START, request_start());
+    if let Entry::Vacant(entry) = headers.entry(X_REQUEST_START) {
+        entry.insert(request_start());
     }
     headers.insert(X_VCAP_REQUEST_ID, request_id.clone());
 }

@@ -105,6 +105,15 @@ pub fn requested_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
     HeaderValue::from_str(&protocols.join(", ")).ok()
 }
 
+/// True when every `Connection` value is a bare `keep-alive` or `close` (the common case: no
+/// header named to strip, so no need to split the values into tokens).
+fn only_options(headers: &HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().all(|v| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    })
+}
+
 /// Removes hop-by-hop headers and the headers named in `Connection`, in one scan of the
 /// names (a `remove` only for what is present).
 pub fn strip(headers: &mut HeaderMap) {
@@ -117,7 +126,7 @@ pub fn strip(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    if present & 1 != 0 && !only_options(headers) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()

@@ -99,9 +99,9 @@ impl Proxy {
             }
         };
         self.metrics.record_status(response.status());
-        let headers = response.headers_mut();
-        if !headers.contains_key(&X_VCAP_REQUEST_ID) {
-            headers.insert(X_VCAP_REQUEST_ID, request_id);
+        if let http::header::Entry::Vacant(entry) = response.headers_mut().entry(X_VCAP_REQUEST_ID)
+        {
+            entry.insert(request_id);
         }
         response
     }

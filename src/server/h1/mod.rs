@@ -89,7 +89,8 @@ where
         }
         let head_request = request.method() == Method::HEAD;
         let active = state.start_request();
-        let handling = ctx.proxy.handle(request, client.clone(), active);
+        // Pinned where it is made: the request's future is large, and moving it costs a copy.
+        let handling = std::pin::pin!(ctx.proxy.handle(request, client.clone(), active));
         let Some(response) = unless_client_leaves(handling, &mut io, &mut buf, max_head).await
         else {
             return Served::Closed;
@@ -114,7 +115,7 @@ where
 /// request is dropped, cancelling the upstream exchange (hyper does the same). Bytes the client
 /// sends meanwhile (a pipelined request) are kept in `buf`, up to `limit`.
 async fn unless_client_leaves<I, F>(
-    handling: F,
+    mut handling: Pin<&mut F>,
     io: &mut I,
     buf: &mut BytesMut,
     limit: usize,
@@ -123,7 +124,6 @@ where
     I: AsyncRead + Unpin,
     F: std::future::Future,
 {
-    let mut handling = std::pin::pin!(handling);
     poll_fn(|cx| {
         if let Poll::Ready(output) = handling.as_mut().poll(cx) {
             return Poll::Ready(Some(output));

@@ -112,7 +112,8 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Parsed {
     };
     let path_at = path.as_ptr() as usize - buf.as_ptr() as usize;
     let path_range = path_at..path_at + path.len();
-    let spans = Spans::of(buf, parsed.headers);
+    let mut spans = Spans::new();
+    spans.record(buf, parsed.headers);
     let head: Bytes = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path_range)) else {
         return Parsed::Bad;

@@ -68,7 +68,8 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Erro
     } else {
         Version::HTTP_11
     };
-    let spans = Spans::of(buf, response.headers);
+    let mut spans = Spans::new();
+    spans.record(buf, response.headers);
     let head: Bytes = buf.split_to(len).freeze();
     let mut headers = spans
         .into_map(&head, ADDED)
