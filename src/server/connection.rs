@@ -96,7 +96,7 @@ pub async fn serve(
             Some(true) => {
                 let state = ConnState::new(true);
                 let io = TrackedIo::new(stream, state.clone());
-                serve_http2(io, state, client, &ctx).await
+                Box::pin(serve_http2(io, state, client, &ctx)).await
             }
             Some(false) => serve_http1_parking(stream, client, &ctx).await,
             None => {}
@@ -278,7 +278,8 @@ async fn serve_http1_parking(stream: TcpStream, client: Arc<ClientConn>, ctx: &C
             return;
         };
         let io = TrackedIo::new(active, state.clone());
-        let parking = serve_http1(io, &state, &client, ctx, Some(PARK_AFTER)).await;
+        // Boxed: while parked, the task keeps only this loop's state, not room for serving.
+        let parking = Box::pin(serve_http1(io, &state, &client, ctx, Some(PARK_AFTER))).await;
         // Bytes hyper read while ending would be lost with it: close rather than misparse.
         if !parking || state.head_started() || ctx.lifecycle.is_stopping() {
             return;
