@@ -15,7 +15,9 @@ chart.svg (and results/latest.* copies for the README). Pinning as ../shared/ben
 generator on CPU 1, backends and a 1-worker proxy on CPU 0; 2 workers get CPUs 0,1.
 
 Usage: bench/bench.py [--peers switchyard,nginx,haproxy] [--scenarios h1,h2c,...]
-                      [--duration 10] [--warmup 3]
+                      [--duration 10] [--warmup 3] [--rounds 3]
+With --rounds N the peers and scenarios are measured N times, interleaved, and the table shows
+medians (req/s with its min-max) and the median of each round's ratio: use it for decisions.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -402,6 +405,39 @@ def measure(peer, scenario, args, run, binary):
                 time.sleep(0.05)
 
 
+def combine(rounds, peers, scenarios):
+    """Medians over rounds of every figure, the req/s range, and each round's switchyard-to-best-
+    peer ratios (their median: a noisy minute moves every peer of that round together)."""
+    combined = {}
+    for sc in scenarios:
+        combined[sc] = {}
+        for p in peers:
+            rows = [r[sc][p] for r in rounds if "error" not in r[sc][p]]
+            if not rows:
+                combined[sc][p] = rounds[-1][sc][p]
+                continue
+            keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
+            merged = {k: statistics.median(row[k] for row in rows if row.get(k) is not None)
+                      for k in keys if any(row.get(k) is not None for row in rows)}
+            merged["rounds"] = len(rows)
+            merged["errors"] = max(row.get("errors", 0) for row in rows)  # the worst round
+            if "rps" in merged:
+                merged["rps_range"] = (min(row["rps"] for row in rows), max(row["rps"] for row in rows))
+            combined[sc][p] = merged
+        ratios = {"rps_ratio": [], "cpu_ratio": []}
+        for r in rounds:
+            mine = r[sc].get("switchyard")
+            others = [o for q, o in r[sc].items() if q != "switchyard" and "error" not in o and "rps" in o]
+            if not mine or "error" in mine or "rps" not in mine or not others:
+                continue
+            ratios["rps_ratio"].append(mine["rps"] / max(o["rps"] for o in others))
+            ratios["cpu_ratio"].append(mine["cpu_us_per_req"] / min(o["cpu_us_per_req"] for o in others))
+        for k, v in ratios.items():
+            if v and "switchyard" in combined[sc]:
+                combined[sc]["switchyard"][k] = statistics.median(v)
+    return combined
+
+
 def table(results, peers, scenarios):
     lines = ["| scenario | peer | req/s | vs best peer | p50 ms | p99 ms | CPU µs/req | vs best peer | RSS MiB | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -418,14 +454,19 @@ def table(results, peers, scenarios):
             if sc == "idle-10k":
                 best = min((o["rss_mib"] for o in others), default=None)
                 ratio = f"{r['rss_mib'] / best:.2f}x RSS" if best and p == "switchyard" else ""
-                lines.append(f"| {sc} | {p} | {r['connections']} conns | {ratio} | | | | | {r['rss_mib']:.1f} | {r['errors']} |")
+                lines.append(f"| {sc} | {p} | {int(r['connections'])} conns | {ratio} | | | | | {r['rss_mib']:.1f} | {r['errors']} |")
                 continue
             best_rps = max((o["rps"] for o in others), default=None)
             best_cpu = min((o["cpu_us_per_req"] for o in others), default=None)
-            rps_ratio = f"{r['rps'] / best_rps:.2f}" if best_rps and p == "switchyard" else ""
-            cpu_ratio = f"{r['cpu_us_per_req'] / best_cpu:.2f}" if best_cpu and p == "switchyard" else ""
+            rps_ratio = f"{r.get('rps_ratio', r['rps'] / (best_rps or 1)):.2f}" if best_rps and p == "switchyard" else ""
+            cpu_ratio = (f"{r.get('cpu_ratio', r['cpu_us_per_req'] / (best_cpu or 1)):.2f}"
+                         if best_cpu and p == "switchyard" else "")
             p99 = f"{r['p99_ms']:.2f}" if r.get("p99_ms") is not None else "-"
-            lines.append(f"| {sc} | {p} | {r['rps']:,.0f} | {rps_ratio} | {r['p50_ms']:.2f} | {p99} | "
+            rps = f"{r['rps']:,.0f}"
+            if r.get("rounds", 1) > 1:
+                low, high = r["rps_range"]
+                rps += f" ({low / 1000:.1f}k-{high / 1000:.1f}k)"
+            lines.append(f"| {sc} | {p} | {rps} | {rps_ratio} | {r['p50_ms']:.2f} | {p99} | "
                          f"{r['cpu_us_per_req']:.1f} | {cpu_ratio} | {r['rss_mib']:.1f} | {r['errors']} |")
     reuse = [f"{sc} {results[sc]['switchyard']['upstream_reuse']:.5f}" for sc in scenarios
              if results.get(sc, {}).get("switchyard", {}).get("upstream_reuse") is not None]
@@ -478,6 +519,8 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--idle", type=int, default=9000)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="interleaved passes over every scenario and peer; medians are reported")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "switchyard"))
     args = parser.parse_args()
     peers = [p for p in args.peers.split(",") if p]
@@ -503,22 +546,29 @@ def main():
     run = os.path.join(out_dir, "run")
     os.makedirs(run)
     make_assets(run)
-    results = {}
+    rounds = []
     try:
         start_backends(run)
-        for sc in scenarios:
-            results[sc] = {}
-            for p in peers:
-                log(f"{sc}: {p}")
-                try:
-                    results[sc][p] = measure(p, sc, args, run, args.binary)
-                except Exception as e:  # one failed row must not lose the others
-                    log(f"{sc} {p} failed: {e}")
-                    results[sc][p] = {"error": str(e)}
+        for n in range(args.rounds):
+            results = {}
+            for sc in scenarios:
+                results[sc] = {}
+                for p in peers:
+                    log(f"round {n + 1}/{args.rounds} {sc}: {p}")
+                    try:
+                        results[sc][p] = measure(p, sc, args, run, args.binary)
+                    except Exception as e:  # one failed row must not lose the others
+                        log(f"{sc} {p} failed: {e}")
+                        results[sc][p] = {"error": str(e)}
+            rounds.append(results)
     finally:
         stop_all()
+    results = combine(rounds, peers, scenarios)
     machine = f"{os.cpu_count()} CPUs, {subprocess.run(['uname', '-sr'], capture_output=True, text=True).stdout.strip()}"
-    header = (f"Run {stamp} on {machine}; {args.duration}s per row after {args.warmup}s warm-up; "
+    rounds_note = (f"{args.rounds} interleaved rounds: each figure is the median over rounds, req/s "
+                   f"shows the min-max, and the ratios are medians of each round's ratio; "
+                   if args.rounds > 1 else "")
+    header = (f"Run {stamp} on {machine}; {rounds_note}{args.duration}s per row after {args.warmup}s warm-up; "
               f"load generator on CPU 1, backends and 1-worker proxies on CPU 0, 2 workers on CPUs 0,1.\n"
               f"`vs best peer`: switchyard's req/s ÷ the best of the others (higher is better) and its "
               f"CPU µs/req ÷ the lowest of the others (lower is better). h2 rows: p50 column = mean latency.\n")
@@ -527,7 +577,7 @@ def main():
     with open(os.path.join(out_dir, "table.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump({"combined": results, "rounds": rounds}, f, indent=1)
     svg = chart(results, peers, scenarios)
     with open(os.path.join(out_dir, "chart.svg"), "w") as f:
         f.write(svg)
