@@ -37,6 +37,10 @@ use hyper::body::{Body, Incoming};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Headers the router adds to a request on its way upstream (forwarding headers, request id
+/// and start, instance headers, `TE`).
+pub(crate) const ADDED_HEADERS: usize = 8;
+
 /// Per-request limits.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
@@ -122,6 +126,10 @@ impl Proxy {
         let route = lookup::route_for(&*self.registry, &*self.extractor, &parts)?;
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let http2_client = parts.version == http::Version::HTTP_2;
+        // Room for the headers added below, made at once: a map growing one insert at a time
+        // rehashes several times (HTTP/2 requests arrive in a map sized to what they carry; the
+        // hand-written HTTP/1.1 server leaves room already).
+        parts.headers.reserve(ADDED_HEADERS);
         hop_by_hop::strip_request(&mut parts.headers, upgrade.as_ref(), http2_client);
         forwarded::add(
             &mut parts.headers,

@@ -15,7 +15,10 @@ use crate::registry::Registry;
 use crate::routing::{Endpoint, Route, now_ms};
 use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, SendError, Upstream, UpstreamError};
 use http::{Request, Response};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Attempt limits.
@@ -106,20 +109,14 @@ impl RoundTrip<'_> {
             }
             let in_flight = EndpointInFlight::start(endpoint.clone());
             let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
-            let result = match deadline {
-                Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, self.upstream.send(&endpoint, req))
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(_) => {
-                            let limit = deadline.saturating_duration_since(Instant::now());
-                            self.registry.failure(route, &endpoint);
-                            return Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)));
-                        }
-                    }
-                }
-                None => self.upstream.send(&endpoint, req).await,
+            // Pinned where they are made (not moved into a `Timeout`): the send future is large.
+            let sending = std::pin::pin!(self.upstream.send(&endpoint, req));
+            let Some(result) = within(deadline, sending).await else {
+                let limit = deadline.map_or(Duration::ZERO, |deadline| {
+                    deadline.saturating_duration_since(Instant::now())
+                });
+                self.registry.failure(route, &endpoint);
+                return Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)));
             };
             match result {
                 Ok((response, pooled)) => {
@@ -196,4 +193,22 @@ impl RoundTrip<'_> {
         }
         tracing::debug!(endpoint = %endpoint.spec.address, %error, "attempt failed");
     }
+}
+
+/// Awaits `future` until `deadline` (`None`: no limit); `None` when the deadline came first.
+async fn within<F: Future>(
+    deadline: Option<Instant>,
+    mut future: Pin<&mut F>,
+) -> Option<F::Output> {
+    let Some(deadline) = deadline else {
+        return Some(future.await);
+    };
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }

@@ -12,10 +12,6 @@ use http::{Method, Request, Uri, Version};
 /// hyper).
 pub const BODY_IN_MEMORY: usize = 64 * 1024;
 
-/// Headers the router may add to a request on its way upstream (forwarding headers, request
-/// id and start, instance headers).
-const ADDED: usize = 8;
-
 /// What the bytes read so far hold.
 // Made and moved once per request: boxing the head would cost an allocation instead.
 #[allow(clippy::large_enum_variant)]
@@ -118,7 +114,7 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Parsed {
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path_range)) else {
         return Parsed::Bad;
     };
-    let Ok(headers) = spans.into_map(&head, ADDED) else {
+    let Ok(headers) = spans.into_map(&head, crate::proxy::ADDED_HEADERS) else {
         return Parsed::Bad;
     };
     let mut request = Request::new(ProxyBody::Empty);
