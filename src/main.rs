@@ -48,6 +48,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// mimalloc: measured fewer instructions per request than glibc malloc (see bench/README.md).
+/// mimalloc: measured fewer instructions per request than glibc malloc (see README, Performance).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: switchyard::memory::Allocator = switchyard::memory::Allocator;
