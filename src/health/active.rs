@@ -104,7 +104,7 @@ async fn probe(route: &Route, check: &HealthCheck, endpoint: &Endpoint, upstream
         HeaderValue::from_static("switchyard-health-check"),
     );
     crate::proxy::for_endpoint(&mut req, endpoint);
-    let ok = match tokio::time::timeout(check.timeout.0, upstream.send(endpoint, req)).await {
+    let ok = match tokio::time::timeout(check.timeout.0, upstream.send(endpoint, &mut req)).await {
         Ok(Ok((response, _))) => {
             response.status().is_success() || response.status().is_redirection()
         }

@@ -80,9 +80,14 @@ impl RoundTrip<'_> {
         let mut attempts = Attempts::default();
         let mut last_error: Option<UpstreamError> = None;
         let mut answered: Option<Sent> = None;
-        let mut next = Some(req);
+        // The request stays here for every attempt (senders borrow it); `ready` says whether it
+        // holds a request to send.
+        let mut req = req;
+        let mut ready = true;
         for attempt in 0..max_attempts {
-            let Some(mut req) = next.take() else { break };
+            if !ready {
+                break;
+            }
             let picked = match balance::pick(route, &attempts, settings.max_conns_per_backend, hash)
             {
                 Ok(picked) => picked,
@@ -109,9 +114,12 @@ impl RoundTrip<'_> {
             }
             let in_flight = EndpointInFlight::start(endpoint.clone());
             let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
-            // Pinned where they are made (not moved into a `Timeout`): the send future is large.
-            let sending = std::pin::pin!(self.upstream.send(&endpoint, req));
-            let Some(result) = within(deadline, sending).await else {
+            // Pinned where it is made (not moved into a `Timeout`): the send future is large.
+            let result = {
+                let sending = std::pin::pin!(self.upstream.send(&endpoint, &mut req));
+                within(deadline, sending).await
+            };
+            let Some(result) = result else {
                 let limit = deadline.map_or(Duration::ZERO, |deadline| {
                     deadline.saturating_duration_since(Instant::now())
                 });
@@ -137,7 +145,7 @@ impl RoundTrip<'_> {
                                 && self.budget_allows() =>
                         {
                             tracing::debug!(endpoint = %endpoint.spec.address, status, "retrying status");
-                            next = Some(replay.request());
+                            req = replay.request();
                             answered = Some(sent);
                         }
                         _ => return Ok(sent),
@@ -145,26 +153,29 @@ impl RoundTrip<'_> {
                 }
                 Err(SendError {
                     error,
-                    request,
+                    kept,
                     written,
                 }) => {
                     self.attempt_failed(route, &endpoint, &error);
                     let resendable = retry::no_response(&error) && attempt + 1 < max_attempts;
-                    next = match request {
-                        Some(unsent) if !written => Some(unsent),
-                        Some(kept)
-                            if resendable
-                                && retry::idempotent(kept.method(), kept.headers())
-                                && self.budget_allows() =>
-                        {
-                            Some(kept)
+                    ready = if kept && !written {
+                        true
+                    } else if kept {
+                        resendable
+                            && retry::idempotent(req.method(), req.headers())
+                            && self.budget_allows()
+                    } else if resendable && self.budget_allows() {
+                        match &replay {
+                            Some(replay) => {
+                                req = replay.request();
+                                true
+                            }
+                            None => false,
                         }
-                        None if resendable && replay.is_some() && self.budget_allows() => {
-                            replay.as_ref().map(Replay::request)
-                        }
-                        _ => None,
+                    } else {
+                        false
                     };
-                    if next.is_none() {
+                    if !ready {
                         return answered.ok_or_else(|| ProxyError::from_attempt(error));
                     }
                     last_error = Some(error);

@@ -66,15 +66,15 @@ impl UpstreamError {
     }
 }
 
-/// A failed send. `request` is handed back when the router still holds it whole: never
-/// written (`written` false: it may go anywhere), or written by the hand-written client, which
-/// keeps it (`written` true: resend only if that is safe).
+/// A failed send. The caller's request is still whole when `kept` (never written: it may go
+/// anywhere; or written by the hand-written client, which sends from a reference: resend only
+/// if that is safe); otherwise hyper took it and what is left is an empty placeholder.
 #[derive(Debug)]
 pub struct SendError {
     /// What failed.
     pub error: UpstreamError,
-    /// The request, when the router still has it.
-    pub request: Option<Request<ProxyBody>>,
+    /// The caller's request is still the whole request.
+    pub kept: bool,
     /// True when request bytes may have reached the backend.
     pub written: bool,
 }
@@ -148,15 +148,17 @@ impl Upstream {
     }
 
     /// Sends `req` to `endpoint`. On success returns the response head and the connection to
-    /// give back when the response body ends (HTTP/1.1; HTTP/2 connections stay shared).
+    /// give back when the response body ends (HTTP/1.1; HTTP/2 connections stay shared). The
+    /// request is borrowed, not moved: the hand-written client sends it from where it is, and
+    /// hyper's paths take it out (and put it back when hyper hands it back unsent).
     pub async fn send(
         &self,
         endpoint: &Endpoint,
-        req: Request<ProxyBody>,
+        req: &mut Request<ProxyBody>,
     ) -> Result<Answer, SendError> {
         let key = PoolKey::of(endpoint);
         match endpoint.spec.protocol {
-            UpstreamProtocol::Http1 if Self::keeps_request(endpoint, &req) => {
+            UpstreamProtocol::Http1 if Self::keeps_request(endpoint, req) => {
                 self.send_raw(endpoint, key, req).await
             }
             UpstreamProtocol::Http1 => {
@@ -171,7 +173,7 @@ impl Upstream {
     }
 
     /// True when `req` to `endpoint` goes through the hand-written HTTP/1.1 client, which
-    /// hands the request back whole on failure (so no copy is needed to resend it).
+    /// leaves the request whole on failure (so no copy is needed to resend it).
     pub fn keeps_request(endpoint: &Endpoint, req: &Request<ProxyBody>) -> bool {
         endpoint.spec.protocol == UpstreamProtocol::Http1
             && matches!(req.body(), ProxyBody::Empty | ProxyBody::Full(_))
@@ -180,15 +182,14 @@ impl Upstream {
 
     /// The hand-written client: an idle connection that is still open (or a new one), one
     /// write, the response head. A pooled connection found closed before a byte was written is
-    /// dropped for the next one; a request never written goes back to the caller.
+    /// dropped for the next one.
     async fn send_raw(
         &self,
         endpoint: &Endpoint,
         key: PoolKey,
-        req: Request<ProxyBody>,
+        req: &Request<ProxyBody>,
     ) -> Result<Answer, SendError> {
-        let (parts, body) = req.into_parts();
-        let bytes = match &body {
+        let bytes = match req.body() {
             ProxyBody::Full(bytes) => bytes.as_ref(),
             _ => None,
         };
@@ -197,22 +198,16 @@ impl Upstream {
                 Some(conn) => (conn, true),
                 None => match Box::pin(self.connector.open(endpoint)).await {
                     Ok(io) => (Box::new(h1::Conn::new(io)), false),
-                    Err(error) => {
-                        return Err(SendError {
-                            error,
-                            request: Some(Request::from_parts(parts, body)),
-                            written: false,
-                        });
-                    }
+                    Err(error) => return Err(unsent(error)),
                 },
             };
-            match h1::send(conn, &parts, bytes, key.clone(), self.settings.max_idle).await {
+            match h1::send(conn, req, bytes, key.clone(), self.settings.max_idle).await {
                 Ok(response) => return Ok((response.map(ResponseBody::Raw), None)),
                 Err(failure) if failure.unsent && reused => continue,
                 Err(failure) => {
                     return Err(SendError {
                         error: UpstreamError::H1(failure.error),
-                        request: Some(Request::from_parts(parts, body)),
+                        kept: true,
                         written: !failure.unsent,
                     });
                 }
@@ -224,16 +219,17 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
         key: PoolKey,
-        mut req: Request<ProxyBody>,
+        slot: &mut Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+        let mut req = std::mem::take(slot);
         // An idle connection may have been closed by the backend a moment ago: when hyper hands
         // the request back unsent, try the next idle one, then a fresh connection.
         while let Some(mut sender) = pool::take_http1(&key, self.settings.idle_timeout).await {
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok((response, Some(Pooled::new(key, sender)))),
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(send_error(e.into_error(), None)),
+                    Some(back) => req = back,
+                    None => return Err(hyper_error(e.into_error(), None, slot)),
                 },
             }
         }
@@ -243,18 +239,15 @@ impl Upstream {
             Ok(Sender::Http1(sender)) => sender,
             Ok(Sender::Http2(_)) => unreachable!("an http1 endpoint yields http1 connections"),
             Err(error) => {
-                return Err(SendError {
-                    error,
-                    request: Some(req),
-                    written: false,
-                });
+                *slot = req;
+                return Err(unsent(error));
             }
         };
         match sender.try_send_request(req).await {
             Ok(response) => Ok((response, Some(Pooled::new(key, sender)))),
             Err(mut e) => {
-                let unsent = e.take_message();
-                Err(send_error(e.into_error(), unsent))
+                let back = e.take_message();
+                Err(hyper_error(e.into_error(), back, slot))
             }
         }
     }
@@ -263,7 +256,7 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
         key: PoolKey,
-        req: Request<ProxyBody>,
+        slot: &mut Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
         let mut sender = match pool::shared_http2(&key) {
             Some(sender) => sender,
@@ -273,20 +266,14 @@ impl Upstream {
                     sender
                 }
                 Ok(Sender::Http1(_)) => unreachable!("an http2 endpoint yields http2 connections"),
-                Err(error) => {
-                    return Err(SendError {
-                        error,
-                        request: Some(req),
-                        written: false,
-                    });
-                }
+                Err(error) => return Err(unsent(error)),
             },
         };
-        match sender.try_send_request(req).await {
+        match sender.try_send_request(std::mem::take(slot)).await {
             Ok(response) => Ok((response, None)),
             Err(mut e) => {
-                let unsent = e.take_message();
-                Err(send_error(e.into_error(), unsent))
+                let back = e.take_message();
+                Err(hyper_error(e.into_error(), back, slot))
             }
         }
     }
@@ -302,10 +289,28 @@ impl Upstream {
     }
 }
 
-fn send_error(error: hyper::Error, request: Option<Request<ProxyBody>>) -> SendError {
+/// A failure before the request was written anywhere (it is still the caller's).
+fn unsent(error: UpstreamError) -> SendError {
+    SendError {
+        error,
+        kept: true,
+        written: false,
+    }
+}
+
+/// A failure of hyper's client; the request it handed back (unsent) goes back into `slot`.
+fn hyper_error(
+    error: hyper::Error,
+    back: Option<Request<ProxyBody>>,
+    slot: &mut Request<ProxyBody>,
+) -> SendError {
+    let kept = back.is_some();
+    if let Some(back) = back {
+        *slot = back;
+    }
     SendError {
         error: UpstreamError::Http(error),
-        written: request.is_none(),
-        request,
+        kept,
+        written: !kept,
     }
 }

@@ -2,24 +2,24 @@
 //! as hyper writes them), `Content-Length` for a body whose length is known, then the body.
 
 use bytes::Bytes;
+use http::Request;
 use http::header::CONTENT_LENGTH;
-use http::request::Parts;
 
-/// Appends the request head and `body` to `out`.
-pub fn request(parts: &Parts, body: Option<&Bytes>, out: &mut Vec<u8>) {
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+/// Appends the head of `req` and `body` (its bytes, when it has any) to `out`.
+pub fn request<B>(req: &Request<B>, body: Option<&Bytes>, out: &mut Vec<u8>) {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
+    for (name, value) in req.headers() {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if let Some(body) = body
-        && !parts.headers.contains_key(CONTENT_LENGTH)
+        && !req.headers().contains_key(CONTENT_LENGTH)
     {
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
@@ -37,15 +37,14 @@ mod tests {
 
     #[test]
     fn writes_line_headers_length_and_body() {
-        let (parts, ()) = http::Request::post("/a?b=1")
+        let req = http::Request::post("/a?b=1")
             .header("host", "x.test")
             .header("x-two", "1")
             .header("x-two", "2")
             .body(())
-            .unwrap()
-            .into_parts();
+            .unwrap();
         let mut out = Vec::new();
-        request(&parts, Some(&Bytes::from_static(b"hey")), &mut out);
+        request(&req, Some(&Bytes::from_static(b"hey")), &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /a?b=1 HTTP/1.1\r\nhost: x.test\r\nx-two: 1\r\nx-two: 2\r\n\

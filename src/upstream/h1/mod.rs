@@ -14,8 +14,7 @@ pub use body::RawBody;
 
 use super::io::Io;
 use bytes::{Bytes, BytesMut};
-use http::request::Parts;
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -99,12 +98,12 @@ pub struct Failure {
     pub unsent: bool,
 }
 
-/// Sends a request (`parts`, and its body when it has one in memory) on `conn` and reads the
+/// Sends `req` (with `body`, its bytes when it has any in memory) on `conn` and reads the
 /// response head. The response body reads the rest from the connection and gives the
-/// connection back to the pool at its end.
-pub async fn send(
+/// connection back to the pool at its end. The request stays the caller's (to resend).
+pub async fn send<B>(
     mut conn: Box<Conn>,
-    parts: &Parts,
+    req: &Request<B>,
     body: Option<&Bytes>,
     key: super::PoolKey,
     max_idle: usize,
@@ -114,7 +113,7 @@ pub async fn send(
         unsent: false,
     };
     conn.out.clear();
-    encode::request(parts, body, &mut conn.out);
+    encode::request(req, body, &mut conn.out);
     let mut written = 0;
     while written < conn.out.len() {
         let Conn { io, out, .. } = &mut *conn;
@@ -137,7 +136,7 @@ pub async fn send(
         }
     }
     let head = loop {
-        match head::parse(&mut conn.buf, &parts.method).map_err(sent)? {
+        match head::parse(&mut conn.buf, req.method()).map_err(sent)? {
             Some(head) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
                 return Err(sent(H1Error::Protocol(
                     "101 Switching Protocols to a request that asked for no upgrade".into(),
@@ -200,12 +199,11 @@ mod tests {
             tags: Default::default(),
         };
         let key = super::super::PoolKey::of(&Endpoint::new(spec, None));
-        let (parts, ()) = http::Request::get("/")
+        let req = http::Request::get("/")
             .header("host", "t")
             .body(())
-            .unwrap()
-            .into_parts();
-        let mut response = send(conn, &parts, None, key, 4).await.unwrap();
+            .unwrap();
+        let mut response = send(conn, &req, None, key, 4).await.unwrap();
         let collected = response.body_mut().collect().await.unwrap();
         let trailers = collected.trailers().cloned();
         (response, collected.to_bytes(), trailers)
