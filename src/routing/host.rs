@@ -10,7 +10,12 @@ pub fn request_host(parts: &Parts) -> Option<Cow<'_, str>> {
         Some(authority) => authority.as_str(),
         None => parts.headers.get(http::header::HOST)?.to_str().ok()?,
     };
-    let host = strip_port(raw.rsplit('@').next().unwrap_or(raw));
+    // Byte searches: `str` pattern searchers cost hundreds of instructions on every request.
+    let host = match raw.bytes().rposition(|b| b == b'@') {
+        Some(at) => &raw[at + 1..],
+        None => raw,
+    };
+    let host = strip_port(host);
     if host.is_empty() {
         return None;
     }
@@ -28,7 +33,7 @@ fn strip_port(host: &str) -> &str {
             None => host,
         };
     }
-    match host.rfind(':') {
+    match host.bytes().rposition(|b| b == b':') {
         Some(i) if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],
         _ => host,
     }
