@@ -2,7 +2,7 @@
 //! (listeners closed, connections finish their requests). Also counts open client connections.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use tokio::sync::{Notify, watch};
 
 /// Where the router is in its life.
@@ -20,6 +20,8 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct Lifecycle {
     phase: watch::Sender<Phase>,
+    /// The phase as a number (read on the request path: an atomic, not the channel's lock).
+    now: AtomicU8,
     connections: AtomicUsize,
     idle: Notify,
 }
@@ -29,6 +31,7 @@ impl Lifecycle {
     pub fn new() -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
             phase: watch::Sender::new(Phase::Running),
+            now: AtomicU8::new(Phase::Running as u8),
             connections: AtomicUsize::new(0),
             idle: Notify::new(),
         })
@@ -45,6 +48,7 @@ impl Lifecycle {
             let later = phase as u8 > *current as u8;
             if later {
                 *current = phase;
+                self.now.store(phase as u8, Ordering::Release);
             }
             later
         });
@@ -52,7 +56,12 @@ impl Lifecycle {
 
     /// True once the router is stopping.
     pub fn is_stopping(&self) -> bool {
-        self.phase() == Phase::Stopping
+        self.now.load(Ordering::Acquire) == Phase::Stopping as u8
+    }
+
+    /// True while the router serves normally (neither draining nor stopping).
+    pub fn is_running(&self) -> bool {
+        self.now.load(Ordering::Acquire) == Phase::Running as u8
     }
 
     /// Resolves once the router is stopping (at once if it already is).

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -333,14 +334,30 @@ async fn drive<C: Future>(
     park_after: Option<Duration>,
 ) -> Driven<C::Output> {
     let settings = &ctx.settings;
-    let stop = ctx.lifecycle.stopping();
-    tokio::pin!(stop);
-    let (mut stopping, mut parking) = (false, false);
+    // One poll registers this task to be woken when the phase changes. After that the stop
+    // future is polled only once the router has left `Running` (polling it on every wake took a
+    // lock each time); the wake-up still comes, from that registration. Unconstrained: a task
+    // that used up its cooperative budget would get `Pending` from the first poll without being
+    // registered.
+    let mut stop = std::pin::pin!(tokio::task::unconstrained(ctx.lifecycle.stopping()));
+    let stopped = std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready())).await;
+    let mut stop = std::pin::pin!(std::future::poll_fn(|cx| {
+        if ctx.lifecycle.is_running() {
+            Poll::Pending
+        } else {
+            stop.as_mut().poll(cx)
+        }
+    }));
+    let (mut stopping, mut parking) = (stopped, false);
+    if stopped {
+        finish(conn.as_mut());
+    }
     let check_every = settings.check_every();
     let timer = tokio::time::sleep(check_every.min(park_after.unwrap_or(check_every)));
     tokio::pin!(timer);
     loop {
         tokio::select! {
+            biased;
             output = conn.as_mut() => {
                 return Driven::Ended { output, parked: parking && !stopping };
             }

@@ -157,6 +157,74 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_closes_idle_keep_alive_connections_at_once() {
+    // SIGTERM stops at once; SIGUSR1 drains (health 503) for `drain_wait`, then stops.
+    idle_connections_close_at_stop("TERM", Duration::ZERO).await;
+    idle_connections_close_at_stop("USR1", Duration::from_millis(300)).await;
+}
+
+async fn idle_connections_close_at_stop(signal: &str, drain_wait: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::echo("a").await;
+    let (http, admin) = (free_port(), free_port());
+    let mut process = start_binary(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n[server]\nworkers = 1\ndrain_timeout = \"20s\"\ndrain_wait = \"{}ms\"\n{}",
+        drain_wait.as_millis(),
+        route("app.test", &[&backend])
+    ))
+    .await;
+    wait_for_port(http).await;
+    // One request each, then quiet: `parked` long enough to be parked (1 s), the others not.
+    let request = b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    let mut answer = [0u8; 4096];
+    let mut parked = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    parked.write_all(request).await.unwrap();
+    assert!(parked.read(&mut answer).await.unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut fresh = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    fresh.write_all(request).await.unwrap();
+    assert!(fresh.read(&mut answer).await.unwrap() > 0);
+    // A chunked body: this connection is served by hyper (handed off), not the hand-written server.
+    let mut hyper = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    hyper
+        .write_all(b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(hyper.read(&mut answer).await.unwrap() > 0);
+    let stopped_at = std::time::Instant::now();
+    process.signal(signal);
+    tokio::time::sleep(drain_wait).await;
+    for (name, conn) in [
+        ("parked", &mut parked),
+        ("fresh", &mut fresh),
+        ("hyper", &mut hyper),
+    ] {
+        // Well under the 1 s after which a quiet connection is looked at anyway (parking).
+        let read = tokio::time::timeout(Duration::from_millis(500), conn.read(&mut answer)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{signal} {name}: idle connection not closed at stop: {read:?}"
+        );
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), process.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        stopped_at.elapsed() < drain_wait + Duration::from_secs(5),
+        "exit waited for the drain timeout: {:?}",
+        stopped_at.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr1_fails_health_first_then_stops() {
     let (http, admin) = (free_port(), free_port());
     let mut process = start_binary(&format!(
