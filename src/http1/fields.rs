@@ -23,6 +23,12 @@ pub fn slots<'b>() -> [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
     [const { MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
+impl std::fmt::Debug for Spans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spans").field("count", &self.count).finish()
+    }
+}
+
 impl Default for Spans {
     fn default() -> Spans {
         Spans::new()
@@ -40,7 +46,7 @@ impl Spans {
     }
 
     /// Notes the positions of `fields` (as parsed from `head`) within `head`. Filled in place
-    /// (not returned): the array is 1.6 KB, and returning it by value copies it.
+    /// (not returned): the array is 1.6 KB, and moving it costs a copy; connections keep one.
     pub fn record(&mut self, head: &[u8], fields: &[httparse::Header<'_>]) {
         let base = head.as_ptr() as usize;
         self.count = 0;
@@ -79,7 +85,7 @@ impl Spans {
     /// The fields as a map whose values share `head`'s bytes, with room for `extra` more (the
     /// headers the router adds: growing a map rehashes it); a bad name is returned. The fields
     /// must be ones httparse parsed (their values are not checked again).
-    pub fn into_map(self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
+    pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
         let mut headers = HeaderMap::with_capacity(self.count + extra);
         for (name, name_len, value, value_len) in self.written() {
             let name = &head[name as usize..][..name_len as usize];
@@ -121,7 +127,7 @@ mod tests {
         let names: Vec<&[u8]> = spans.iter(text).map(|(n, _)| n).collect();
         assert_eq!(names, [&b"Host"[..], b"X-Two", b"x-two"]);
         let head = Bytes::from_static(text);
-        let map = spans.into_map(&head, 0).unwrap();
+        let map = spans.to_map(&head, 0).unwrap();
         assert_eq!(map["host"], "a.test");
         let twos: Vec<_> = map.get_all("x-two").iter().collect();
         assert_eq!(twos, ["1", "2"]);

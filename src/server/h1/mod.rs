@@ -16,6 +16,7 @@ pub use prefixed::Prefixed;
 use super::ConnState;
 use super::connection::ConnContext;
 use crate::body::ProxyBody;
+use crate::http1::fields::Spans;
 use crate::proxy::ClientConn;
 use bytes::BytesMut;
 use http::{Method, Response, StatusCode};
@@ -54,10 +55,11 @@ where
     let max_head = ctx.settings.max_header_bytes;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    let mut spans = Spans::new();
     loop {
         let head = loop {
             if !buf.is_empty() {
-                match request::parse(&mut buf, max_head) {
+                match request::parse(&mut buf, max_head, &mut spans) {
                     Parsed::Complete(head) => break head,
                     Parsed::Partial => {}
                     Parsed::HandOff => return Served::HandOff(Prefixed::new(buf.freeze(), io)),

@@ -80,9 +80,9 @@ impl Scan {
     }
 }
 
-/// Parses a head at the start of `buf`; a head longer than `max_head` is handed off (hyper
-/// answers 431).
-pub fn parse(buf: &mut BytesMut, max_head: usize) -> Parsed {
+/// Parses a head at the start of `buf` (noting its fields in the connection's `spans`); a head
+/// longer than `max_head` is handed off (hyper answers 431).
+pub fn parse(buf: &mut BytesMut, max_head: usize, spans: &mut Spans) -> Parsed {
     let mut slots = fields::slots();
     let mut parsed = httparse::Request::new(&mut []);
     let len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
@@ -108,13 +108,12 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Parsed {
     };
     let path_at = path.as_ptr() as usize - buf.as_ptr() as usize;
     let path_range = path_at..path_at + path.len();
-    let mut spans = Spans::new();
     spans.record(buf, parsed.headers);
     let head: Bytes = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path_range)) else {
         return Parsed::Bad;
     };
-    let Ok(headers) = spans.into_map(&head, crate::proxy::ADDED_HEADERS) else {
+    let Ok(headers) = spans.to_map(&head, crate::proxy::ADDED_HEADERS) else {
         return Parsed::Bad;
     };
     let mut request = Request::new(ProxyBody::Empty);
@@ -136,7 +135,7 @@ mod tests {
 
     fn parse_text(text: &str) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(text);
-        (parse(&mut buf, 64 * 1024), buf)
+        (parse(&mut buf, 64 * 1024, &mut Spans::new()), buf)
     }
 
     #[test]
@@ -183,6 +182,9 @@ mod tests {
             Parsed::Partial
         ));
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nX: 1234567890\r\n"[..]);
-        assert!(matches!(parse(&mut buf, 16), Parsed::HandOff));
+        assert!(matches!(
+            parse(&mut buf, 16, &mut Spans::new()),
+            Parsed::HandOff
+        ));
     }
 }

@@ -39,9 +39,13 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
-/// Parses a complete head at the start of `buf`, removing it; `Ok(None)` when more bytes are
-/// needed.
-pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Error> {
+/// Parses a complete head at the start of `buf`, removing it (noting its fields in the
+/// connection's `spans`); `Ok(None)` when more bytes are needed.
+pub fn parse(
+    buf: &mut BytesMut,
+    method: &Method,
+    spans: &mut Spans,
+) -> Result<Option<Head>, H1Error> {
     if buf.is_empty() {
         return Ok(None);
     }
@@ -68,11 +72,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Erro
     } else {
         Version::HTTP_11
     };
-    let mut spans = Spans::new();
     spans.record(buf, response.headers);
     let head: Bytes = buf.split_to(len).freeze();
     let mut headers = spans
-        .into_map(&head, ADDED)
+        .to_map(&head, ADDED)
         .map_err(|e| H1Error::Protocol(e.to_string()))?;
     let framing = framing(status, method, &headers)?;
     if headers.contains_key(TRANSFER_ENCODING) {
@@ -148,7 +151,7 @@ mod tests {
     use super::*;
 
     fn head(text: &str, method: Method) -> Result<Option<Head>, H1Error> {
-        parse(&mut BytesMut::from(text), &method)
+        parse(&mut BytesMut::from(text), &method, &mut Spans::new())
     }
 
     #[test]

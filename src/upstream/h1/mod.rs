@@ -13,6 +13,7 @@ mod head;
 pub use body::RawBody;
 
 use super::io::Io;
+use crate::http1::fields::Spans;
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response, StatusCode};
 use std::io;
@@ -39,6 +40,8 @@ pub enum H1Error {
 pub struct Conn {
     io: Io,
     buf: BytesMut,
+    /// Where the fields of the response head being parsed sit (kept here: too big to move).
+    spans: Spans,
     out: Vec<u8>,
     /// How much to ask the socket for: doubles while reads fill it (large bodies), halves
     /// when they do not, between `READ` and `MAX_READ` (hyper's adaptive strategy).
@@ -55,6 +58,7 @@ impl Conn {
         Conn {
             io,
             buf: BytesMut::with_capacity(READ),
+            spans: Spans::new(),
             out: Vec::new(),
             read_size: READ,
         }
@@ -136,7 +140,8 @@ pub async fn send<B>(
         }
     }
     let head = loop {
-        match head::parse(&mut conn.buf, req.method()).map_err(sent)? {
+        let Conn { buf, spans, .. } = &mut *conn;
+        match head::parse(buf, req.method(), spans).map_err(sent)? {
             Some(head) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
                 return Err(sent(H1Error::Protocol(
                     "101 Switching Protocols to a request that asked for no upgrade".into(),
