@@ -1,6 +1,7 @@
 //! Accepting and serving client connections: listening sockets (`listener`), per-connection
-//! timeout state (`conn_state`), serving one connection (`connection`) and the worker threads
-//! that run them (`worker`).
+//! timeout state (`conn_state`), serving one connection (`connection`: TLS, protocol choice,
+//! timeouts, parking), the hand-written HTTP/1.1 server (`h1`) and the worker threads that run
+//! them (`worker`).
 
 mod conn_state;
 mod connection;

@@ -93,6 +93,15 @@ impl Process {
             .unwrap();
         assert!(status.success());
     }
+
+    /// Waits (up to 10 s) for the process to exit; its exit code.
+    async fn exit_code(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.0.wait())
+            .await
+            .expect("the process exits within 10 s")
+            .unwrap();
+        status.code()
+    }
 }
 
 async fn start_binary(config: &str) -> Process {
@@ -145,11 +154,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     process.signal("TERM");
     assert_eq!(in_flight.await.unwrap(), "finished");
-    let status = tokio::time::timeout(Duration::from_secs(10), process.0.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(process.exit_code().await, Some(0));
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "listener closed after stop"
@@ -212,11 +217,7 @@ async fn idle_connections_close_at_stop(signal: &str, drain_wait: Duration) {
             "{signal} {name}: idle connection not closed at stop: {read:?}"
         );
     }
-    let status = tokio::time::timeout(Duration::from_secs(10), process.0.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(process.exit_code().await, Some(0));
     assert!(
         stopped_at.elapsed() < drain_wait + Duration::from_secs(5),
         "exit waited for the drain timeout: {:?}",
@@ -251,11 +252,7 @@ async fn sigusr1_fails_health_first_then_stops() {
     process.signal("USR1");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(health().await, "503");
-    let status = tokio::time::timeout(Duration::from_secs(10), process.0.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(process.exit_code().await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
