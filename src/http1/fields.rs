@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 /// Most header lines accepted in a head (hyper's default; the parser's slots are zeroed on every
@@ -72,7 +73,7 @@ impl Spans {
     /// headers the router adds: growing a map rehashes it); a bad name is returned. The fields
     /// must be ones httparse parsed (their values are not checked again).
     pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
-        let mut headers = HeaderMap::with_capacity(self.count + extra);
+        let mut headers = spare_map(self.count + extra);
         for (name, name_len, value, value_len) in self.written() {
             let name = &head[name as usize..][..name_len as usize];
             let Ok(name) = HeaderName::from_bytes(name) else {
@@ -87,6 +88,42 @@ impl Spans {
         }
         Ok(headers)
     }
+}
+
+thread_local! {
+    /// Cleared header maps of finished messages, for the next heads this thread parses.
+    static SPARE: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Spare maps kept per thread.
+const SPARE_MAPS: usize = 64;
+/// Largest map kept (in fields it holds without growing): a map grown for an unusual message is
+/// let go.
+const SPARE_CAPACITY: usize = 64;
+
+/// A map with room for `len` fields: a spare one when this thread has one (a cleared map keeps
+/// its two allocations, so reusing it saves allocating, zeroing and freeing them), else a new one.
+fn spare_map(len: usize) -> HeaderMap {
+    match SPARE.with_borrow_mut(Vec::pop) {
+        Some(mut map) => {
+            map.reserve(len);
+            map
+        }
+        None => HeaderMap::with_capacity(len),
+    }
+}
+
+/// Gives a finished message's header map back for reuse by this thread's next parse.
+pub fn recycle(mut map: HeaderMap) {
+    if map.capacity() == 0 || map.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    map.clear();
+    SPARE.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_MAPS {
+            spare.push(map);
+        }
+    });
 }
 
 /// A header field whose name or value is not valid.
@@ -121,5 +158,10 @@ mod tests {
         let value = map["host"].as_bytes().as_ptr() as usize;
         let base = head.as_ptr() as usize;
         assert!((base..base + head.len()).contains(&value));
+        // A recycled map comes back empty for the next head, with its room kept.
+        let room = map.capacity();
+        recycle(map);
+        let again = spare_map(2);
+        assert!(again.is_empty() && again.capacity() >= room);
     }
 }

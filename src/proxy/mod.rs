@@ -152,13 +152,13 @@ impl Proxy {
             metrics: &self.metrics,
             settings: &self.settings.retry,
         };
+        let mut req = Request::from_parts(parts, body);
         let sent = round_trip
-            .send(
-                &route,
-                Request::from_parts(parts, body),
-                (upgrade.is_none()).then_some(deadline),
-            )
-            .await?;
+            .send(&route, &mut req, (upgrade.is_none()).then_some(deadline))
+            .await;
+        // What is left of the request (its head, unless hyper took it) is done with.
+        crate::http1::fields::recycle(std::mem::take(req.headers_mut()));
+        let sent = sent?;
         match (upgrade, client_upgrade) {
             (Some(protocol), Some(client_upgrade)) => {
                 upgrade::finish(sent, &protocol, client_upgrade, client, active, deadline)

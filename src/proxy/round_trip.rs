@@ -60,7 +60,7 @@ impl RoundTrip<'_> {
     pub async fn send(
         &self,
         route: &Route,
-        req: Request<ProxyBody>,
+        req: &mut Request<ProxyBody>,
         deadline: Option<Instant>,
     ) -> Result<Sent, ProxyError> {
         let settings = self.settings;
@@ -82,7 +82,6 @@ impl RoundTrip<'_> {
         let mut answered: Option<Sent> = None;
         // The request stays here for every attempt (senders borrow it); `ready` says whether it
         // holds a request to send.
-        let mut req = req;
         let mut ready = true;
         for attempt in 0..max_attempts {
             if !ready {
@@ -105,18 +104,18 @@ impl RoundTrip<'_> {
             attempts.record(picked.index);
             let endpoint = picked.endpoint;
             forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
-            target::for_endpoint(&mut req, &endpoint);
+            target::for_endpoint(req, &endpoint);
             if max_attempts > 1
                 && replay.is_none()
-                && (copy_always || !Upstream::keeps_request(&endpoint, &req))
+                && (copy_always || !Upstream::keeps_request(&endpoint, req))
             {
-                replay = Replay::of(&req);
+                replay = Replay::of(req);
             }
             let in_flight = EndpointInFlight::start(endpoint.clone());
             let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
             // Pinned where it is made (not moved into a `Timeout`): the send future is large.
             let result = {
-                let sending = std::pin::pin!(self.upstream.send(&endpoint, &mut req));
+                let sending = std::pin::pin!(self.upstream.send(&endpoint, req));
                 within(deadline, sending).await
             };
             let Some(result) = result else {
@@ -145,7 +144,7 @@ impl RoundTrip<'_> {
                                 && self.budget_allows() =>
                         {
                             tracing::debug!(endpoint = %endpoint.spec.address, status, "retrying status");
-                            req = replay.request();
+                            *req = replay.request();
                             answered = Some(sent);
                         }
                         _ => return Ok(sent),
@@ -167,7 +166,7 @@ impl RoundTrip<'_> {
                     } else if resendable && self.budget_allows() {
                         match &replay {
                             Some(replay) => {
-                                req = replay.request();
+                                *req = replay.request();
                                 true
                             }
                             None => false,

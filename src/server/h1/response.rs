@@ -101,6 +101,7 @@ pub async fn write<I: AsyncWrite + Unpin>(
             out.extend_from_slice(b"\r\n");
         }
     }
+    crate::http1::fields::recycle(parts.headers);
     io.write_all(out).await?;
     out.clear();
     io.flush().await
