@@ -67,9 +67,9 @@ impl RoundTrip<'_> {
         let max_attempts = settings
             .max_attempts
             .clamp(1, route.pool.endpoints.len().max(1));
-        // A copy to resend is made only when needed: the hand-written HTTP/1.1 client hands a
-        // failed request back whole, so only hyper's paths (HTTP/2, upgrades) and status
-        // retries (the answered request is gone) need one.
+        // A copy to resend is made only when needed: the hand-written HTTP/1.1 client leaves a
+        // failed request whole, so only hyper's paths (HTTP/2, upgrades, which take the request)
+        // and status retries (the answered request is gone) need one.
         let mut replay: Option<Replay> = None;
         let copy_always = !route.options.retry_statuses.is_empty();
         let hash = match (&route.hash_key, route.balancer) {
@@ -80,13 +80,8 @@ impl RoundTrip<'_> {
         let mut attempts = Attempts::default();
         let mut last_error: Option<UpstreamError> = None;
         let mut answered: Option<Sent> = None;
-        // The request stays here for every attempt (senders borrow it); `ready` says whether it
-        // holds a request to send.
-        let mut ready = true;
+        // The request stays with the caller for every attempt: senders borrow it.
         for attempt in 0..max_attempts {
-            if !ready {
-                break;
-            }
             let picked = match balance::pick(route, &attempts, settings.max_conns_per_backend, hash)
             {
                 Ok(picked) => picked,
@@ -157,24 +152,22 @@ impl RoundTrip<'_> {
                 }) => {
                     self.attempt_failed(route, &endpoint, &error);
                     let resendable = retry::no_response(&error) && attempt + 1 < max_attempts;
-                    ready = if kept && !written {
+                    let resend = if kept && !written {
                         true
                     } else if kept {
                         resendable
                             && retry::idempotent(req.method(), req.headers())
                             && self.budget_allows()
-                    } else if resendable && self.budget_allows() {
-                        match &replay {
-                            Some(replay) => {
-                                *req = replay.request();
-                                true
-                            }
-                            None => false,
-                        }
+                    } else if resendable
+                        && let Some(replay) = &replay
+                        && self.budget_allows()
+                    {
+                        *req = replay.request();
+                        true
                     } else {
                         false
                     };
-                    if !ready {
+                    if !resend {
                         return answered.ok_or_else(|| ProxyError::from_attempt(error));
                     }
                     last_error = Some(error);
