@@ -5,8 +5,9 @@
 //! sends what is gathered first.
 
 use crate::body::ProxyBody;
+use crate::http1::lines::{fields, line};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::header::DATE;
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame};
 use std::future::poll_fn;
@@ -132,16 +133,6 @@ fn head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, framing: Fra
     out.extend_from_slice(b"\r\n");
 }
 
-/// Header lines; with `reframed`, the message's own framing headers are left out.
-fn fields(out: &mut Vec<u8>, headers: &HeaderMap, reframed: bool) {
-    for (name, value) in headers {
-        if reframed && (name == CONTENT_LENGTH || name == TRANSFER_ENCODING) {
-            continue;
-        }
-        line(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-}
-
 fn chunk_size(out: &mut Vec<u8>, len: usize) {
     let mut digits = [0u8; 16];
     let (mut at, mut left) = (digits.len(), len);
@@ -154,13 +145,6 @@ fn chunk_size(out: &mut Vec<u8>, len: usize) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -1,6 +1,7 @@
 //! Writing a request as HTTP/1.1 bytes: request line, headers as they are (names lower-case,
 //! as hyper writes them), `Content-Length` for a body whose length is known, then the body.
 
+use crate::http1::lines;
 use bytes::Bytes;
 use http::Request;
 use http::header::CONTENT_LENGTH;
@@ -12,18 +13,12 @@ pub fn request<B>(req: &Request<B>, body: Option<&Bytes>, out: &mut Vec<u8>) {
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    lines::fields(out, req.headers(), false);
     if let Some(body) = body
         && !req.headers().contains_key(CONTENT_LENGTH)
     {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let mut digits = itoa::Buffer::new();
+        lines::line(out, b"content-length", digits.format(body.len()).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     if let Some(body) = body {
