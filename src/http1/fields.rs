@@ -7,8 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
-/// Most header lines accepted in a head (hyper's default; the parser's slots are zeroed on every
-/// parse, so more costs on every message).
+/// Most header lines accepted in a head (hyper's default).
 pub const MAX_HEADERS: usize = 100;
 
 /// Where each field's name and value sit in a head: (name start, name length, value start,
@@ -63,7 +62,7 @@ impl Spans {
     }
 
     fn written(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
-        // SAFETY: `of` wrote the first `count` slots.
+        // SAFETY: `record` wrote the first `count` slots.
         self.spans[..self.count]
             .iter()
             .map(|span| unsafe { span.assume_init() })

@@ -41,7 +41,7 @@ pub struct Head {
 /// What the head's fields say about serving it.
 #[derive(Default)]
 struct Scan {
-    body_len: usize,
+    body_len: Option<usize>,
     close: bool,
     te_trailers: bool,
     hand_off: bool,
@@ -59,8 +59,8 @@ impl Scan {
                 .and_then(|v| v.parse::<usize>().ok());
             match length {
                 // A second Content-Length (even an equal one) is left to hyper's rules.
-                Some(length) if self.body_len == 0 && length <= BODY_IN_MEMORY => {
-                    self.body_len = length
+                Some(length) if self.body_len.is_none() && length <= BODY_IN_MEMORY => {
+                    self.body_len = Some(length)
                 }
                 _ => self.hand_off = true,
             }
@@ -123,7 +123,7 @@ pub fn parse(buf: &mut BytesMut, max_head: usize, spans: &mut Spans) -> Parsed {
     *request.headers_mut() = headers;
     Parsed::Complete(Head {
         request,
-        body_len: scan.body_len,
+        body_len: scan.body_len.unwrap_or(0),
         close: scan.close,
         te_trailers: scan.te_trailers,
     })
@@ -167,6 +167,7 @@ mod tests {
             "CONNECT a.test:443 HTTP/1.1\r\n\r\n",
             "POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
             "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+            "POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello",
             "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
         ] {
             let (parsed, rest) = parse_text(text);
