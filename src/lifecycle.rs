@@ -20,7 +20,8 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct Lifecycle {
     phase: watch::Sender<Phase>,
-    /// The phase as a number (read on the request path: an atomic, not the channel's lock).
+    /// The phase as a number: what readers look at (an atomic, not the channel's lock: it is read
+    /// on the request path). The channel is for waiting on a change.
     now: AtomicU8,
     connections: AtomicUsize,
     idle: Notify,
@@ -39,7 +40,11 @@ impl Lifecycle {
 
     /// The current phase.
     pub fn phase(&self) -> Phase {
-        *self.phase.borrow()
+        match self.now.load(Ordering::Acquire) {
+            now if now == Phase::Running as u8 => Phase::Running,
+            now if now == Phase::Draining as u8 => Phase::Draining,
+            _ => Phase::Stopping,
+        }
     }
 
     /// Moves to `phase` (never back to an earlier one).
@@ -56,12 +61,12 @@ impl Lifecycle {
 
     /// True once the router is stopping.
     pub fn is_stopping(&self) -> bool {
-        self.now.load(Ordering::Acquire) == Phase::Stopping as u8
+        self.phase() == Phase::Stopping
     }
 
     /// True while the router serves normally (neither draining nor stopping).
     pub fn is_running(&self) -> bool {
-        self.now.load(Ordering::Acquire) == Phase::Running as u8
+        self.phase() == Phase::Running
     }
 
     /// Resolves once the router is stopping (at once if it already is).
