@@ -3,6 +3,7 @@
 //! cleanly on a keep-alive connection, the connection goes back to this thread's pool.
 
 use super::{Conn, H1Error, head::Framing, poll_fill};
+use crate::http1::fields::Spans;
 use crate::upstream::pool::{self, PoolKey};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -200,7 +201,7 @@ enum Step {
 
 /// One step of the chunked decoder over the connection's buffer.
 fn chunked(conn: &mut Conn, chunk: Chunk) -> Result<Step, H1Error> {
-    let buf = &mut conn.buf;
+    let Conn { buf, spans, .. } = conn;
     match chunk {
         Chunk::Size => {
             let Some(end) = find_crlf(buf) else {
@@ -254,8 +255,8 @@ fn chunked(conn: &mut Conn, chunk: Chunk) -> Result<Step, H1Error> {
             let Some(end) = find(buf, b"\r\n\r\n") else {
                 return too_long(buf.len(), "trailer section");
             };
-            let trailers = parse_trailers(&buf[..end + 4])?;
-            let _ = buf.split_to(end + 4);
+            let section = buf.split_to(end + 4).freeze();
+            let trailers = parse_trailers(&section, spans)?;
             Ok(Step::Frame(Frame::trailers(trailers), State::Done))
         }
     }
@@ -276,19 +277,15 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
     find(buf, b"\r\n")
 }
 
-fn parse_trailers(section: &[u8]) -> Result<HeaderMap, H1Error> {
+/// The trailer fields, parsed like a head's (values share the section's bytes).
+fn parse_trailers(section: &Bytes, spans: &mut Spans) -> Result<HeaderMap, H1Error> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let fields = match httparse::parse_headers(section, &mut slots) {
         Ok(httparse::Status::Complete((_, fields))) => fields,
         _ => return Err(H1Error::Protocol("bad trailer section".into())),
     };
-    let mut trailers = HeaderMap::with_capacity(fields.len());
-    for field in fields {
-        let name = http::HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| H1Error::Protocol("bad trailer name".into()))?;
-        let value = http::HeaderValue::from_bytes(field.value)
-            .map_err(|_| H1Error::Protocol("bad trailer value".into()))?;
-        trailers.append(name, value);
-    }
-    Ok(trailers)
+    spans.record(section, fields);
+    spans
+        .to_map(section, 0)
+        .map_err(|e| H1Error::Protocol(format!("bad trailer: {e}")))
 }
