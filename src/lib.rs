@@ -22,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod http1;
+pub mod http2;
 pub mod lifecycle;
 pub mod logging;
 pub mod memory;
