@@ -21,8 +21,10 @@ pub enum ProxyBody {
     Empty,
     /// A router-made message (error pages, admin answers).
     Full(Option<Bytes>),
-    /// A client's body, streamed to a backend.
+    /// A client's body from hyper's HTTP/1.1 server, streamed to a backend.
     Incoming(Incoming),
+    /// A client's body from the HTTP/2 server, streamed to a backend.
+    Http2(crate::server::Http2Body),
     /// A backend's body, streamed to the client.
     Upstream(Box<UpstreamBody>),
 }
@@ -140,6 +142,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ProxyBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Upstream(body) => Pin::new(&mut **body).poll_frame(cx),
         }
     }
@@ -149,6 +152,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => true,
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Incoming(body) => body.is_end_stream(),
+            ProxyBody::Http2(body) => body.is_end_stream(),
             ProxyBody::Upstream(body) => body.is_end_stream(),
         }
     }
@@ -160,6 +164,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ProxyBody::Incoming(body) => body.size_hint(),
+            ProxyBody::Http2(body) => body.size_hint(),
             ProxyBody::Upstream(body) => body.size_hint(),
         }
     }

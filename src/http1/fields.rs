@@ -102,7 +102,7 @@ const SPARE_CAPACITY: usize = 64;
 
 /// A map with room for `len` fields: a spare one when this thread has one (a cleared map keeps
 /// its two allocations, so reusing it saves allocating, zeroing and freeing them), else a new one.
-fn spare_map(len: usize) -> HeaderMap {
+pub(crate) fn spare_map(len: usize) -> HeaderMap {
     match SPARE.with_borrow_mut(Vec::pop) {
         Some(mut map) => {
             map.reserve(len);

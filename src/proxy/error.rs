@@ -26,7 +26,7 @@ pub enum ProxyError {
     EndpointFailure(#[source] UpstreamError),
     /// The client's request body broke off or was malformed while it was being forwarded.
     #[error("The request body could not be read.")]
-    ClientBody(#[source] UpstreamError),
+    ClientBody(#[source] crate::body::BodyError),
     /// CONNECT is not proxied.
     #[error("CONNECT is not supported.")]
     ConnectNotSupported,
@@ -37,7 +37,7 @@ impl ProxyError {
     /// body broke, the endpoint's otherwise.
     pub fn from_attempt(error: UpstreamError) -> ProxyError {
         match &error {
-            UpstreamError::Http(e) if e.is_user() => ProxyError::ClientBody(error),
+            UpstreamError::Http(e) if e.is_user() => ProxyError::ClientBody(Box::new(error)),
             _ => ProxyError::EndpointFailure(error),
         }
     }

@@ -33,7 +33,7 @@ use crate::server::ActiveRequest;
 use crate::upstream::Upstream;
 use crate::upstream::UpstreamError;
 use http::{Method, Request, Response};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,7 +141,9 @@ impl Proxy {
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let body = match body {
             body if body.is_end_stream() => ProxyBody::Empty,
-            ProxyBody::Incoming(body) if self.worth_buffering(&parts, &body, &route) => {
+            body @ (ProxyBody::Incoming(_) | ProxyBody::Http2(_))
+                if self.worth_buffering(&parts, &body, &route) =>
+            {
                 buffer(body, deadline).await?
             }
             body => body,
@@ -179,7 +181,7 @@ impl Proxy {
     fn worth_buffering(
         &self,
         parts: &http::request::Parts,
-        body: &Incoming,
+        body: &ProxyBody,
         route: &Route,
     ) -> bool {
         let fits = body
@@ -193,13 +195,13 @@ impl Proxy {
 }
 
 /// Reads a (small, length-declared) client body whole, within the request deadline.
-async fn buffer(body: Incoming, deadline: tokio::time::Instant) -> Result<ProxyBody, ProxyError> {
+async fn buffer(body: ProxyBody, deadline: tokio::time::Instant) -> Result<ProxyBody, ProxyError> {
     use http_body_util::BodyExt;
     match tokio::time::timeout_at(deadline, body.collect()).await {
         Ok(Ok(collected)) => Ok(ProxyBody::full(collected.to_bytes())),
-        Ok(Err(error)) => Err(ProxyError::ClientBody(UpstreamError::Http(error))),
-        Err(_) => Err(ProxyError::ClientBody(UpstreamError::Timeout(
+        Ok(Err(error)) => Err(ProxyError::ClientBody(error)),
+        Err(_) => Err(ProxyError::ClientBody(Box::new(UpstreamError::Timeout(
             deadline.saturating_duration_since(tokio::time::Instant::now()),
-        ))),
+        )))),
     }
 }

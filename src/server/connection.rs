@@ -8,12 +8,12 @@
 //! hyper's connection (`graceful_shutdown`, which never shuts the socket down) leaves the
 //! socket itself open.
 
-use super::{ConnState, TrackedIo, h1};
+use super::{ConnState, TrackedIo, h1, h2};
 use crate::lifecycle::{ConnGuards, Lifecycle};
 use crate::proxy::{ClientConn, Proxy};
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,7 +40,6 @@ pub struct ServeSettings {
     /// Largest request head.
     pub max_header_bytes: usize,
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
 }
 
 impl ServeSettings {
@@ -51,18 +50,12 @@ impl ServeSettings {
             .header_read_timeout(None)
             .max_buf_size(server.max_header_bytes.max(8192))
             .timer(TokioTimer::new());
-        let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2
-            .timer(TokioTimer::new())
-            .max_header_list_size(server.max_header_bytes as u32)
-            .keep_alive_interval(Duration::from_secs(30));
         ServeSettings {
             header_timeout: server.header_read_timeout.0,
             idle_timeout: server.idle_timeout.0,
             tls_handshake_timeout: server.tls_handshake_timeout.0,
             max_header_bytes: server.max_header_bytes,
             http1,
-            http2,
         }
     }
 
@@ -191,23 +184,6 @@ fn service(
     })
 }
 
-/// A response future, boxed.
-type BoxedResponse = Pin<
-    Box<dyn Future<Output = Result<http::Response<crate::body::ProxyBody>, Infallible>> + Send>,
->;
-
-/// [`service`] with each request's future boxed, for HTTP/2: hyper moves every stream's
-/// future into a task of its own, several times over (measured: five copies of the ~4 KB
-/// future, ~3k instructions per request); a box makes those moves pointer-sized.
-fn boxed_service(
-    state: &Arc<ConnState>,
-    client: &Arc<ClientConn>,
-    ctx: &ConnContext,
-) -> impl ProxyService<Future = BoxedResponse> + use<> {
-    let inner = service(state, client, ctx);
-    service_fn(move |req| -> BoxedResponse { Box::pin(hyper::service::Service::call(&inner, req)) })
-}
-
 /// Serves HTTP/1.1 on `io`: the hand-written server first, hyper (with upgrades) from the first
 /// request it hands off; returns true when the connection ended to park (see [`drive`]).
 async fn serve_http1<I>(
@@ -254,17 +230,19 @@ where
     logged(drive(conn, finish, state, ctx, park_after).await)
 }
 
+/// HTTP/2 on `io` with the hand-written server.
 async fn serve_http2<I>(io: I, state: Arc<ConnState>, client: Arc<ClientConn>, ctx: &ConnContext)
 where
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    I: AsyncRead + AsyncWrite + Unpin,
 {
-    let conn = ctx
-        .settings
-        .http2
-        .serve_connection(TokioIo::new(io), boxed_service(&state, &client, ctx));
-    let finish =
-        |conn: Pin<&mut _>| hyper::server::conn::http2::Connection::graceful_shutdown(conn);
-    logged(drive(Box::pin(conn), finish, &state, ctx, None).await);
+    // The server sends its GOAWAY by itself once the router is stopping.
+    let conn = Box::pin(h2::serve(io, &state, &client, ctx));
+    if let Driven::Ended {
+        output: Err(error), ..
+    } = drive(conn, |_| {}, &state, ctx, None).await
+    {
+        tracing::debug!(%error, "HTTP/2 client connection ended with an error");
+    }
 }
 
 /// Plain-text HTTP/1.1 with parking: hyper serves a duplicate of the socket; when it has been

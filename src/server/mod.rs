@@ -1,16 +1,18 @@
 //! Accepting and serving client connections: listening sockets (`listener`), per-connection
 //! timeout state (`conn_state`), serving one connection (`connection`: TLS, protocol choice,
-//! timeouts, parking), the hand-written HTTP/1.1 server (`h1`) and the worker threads that run
-//! them (`worker`).
+//! timeouts, parking), the hand-written HTTP/1.1 server (`h1`), the hand-written HTTP/2 server
+//! (`h2`) and the worker threads that run them (`worker`).
 
 mod conn_state;
 mod connection;
 mod h1;
+mod h2;
 mod listener;
 mod thread;
 mod worker;
 
 pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
+pub use h2::RequestBody as Http2Body;
 pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
 pub use listener::{ListenError, bind_shared};
 pub use thread::spawn_runtime_thread;

@@ -1,0 +1,167 @@
+//! A client's request body on an HTTP/2 stream: the connection pushes each DATA frame's bytes
+//! (and trailers) in; the proxy reads them out as an `http_body::Body`. What the reader takes is
+//! counted, so the connection can give the client that much flow-control window back.
+
+use super::wake::StreamWaker;
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// Bytes read after which the reader wakes the connection to send a WINDOW_UPDATE.
+const CREDIT_AFTER: usize = 32 * 1024;
+
+/// The client reset the stream (or the connection ended) before the body was complete.
+#[derive(Debug, thiserror::Error)]
+#[error("the client cancelled the request body")]
+pub struct BodyCancelled;
+
+/// The connection's side of a request body.
+pub struct BodyQueue {
+    inner: Mutex<Inner>,
+    /// Wakes the connection's handling of this stream (to return window).
+    stream: Arc<StreamWaker>,
+}
+
+#[derive(Default)]
+struct Inner {
+    chunks: VecDeque<Bytes>,
+    buffered: usize,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+    cancelled: bool,
+    /// Bytes read and not yet given back as window.
+    consumed: usize,
+    asked: bool,
+    reader: Option<Waker>,
+}
+
+impl BodyQueue {
+    /// A queue for the stream `stream` wakes.
+    pub fn new(stream: Arc<StreamWaker>) -> Arc<BodyQueue> {
+        Arc::new(BodyQueue {
+            inner: Mutex::new(Inner::default()),
+            stream,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wake_reader(mut inner: MutexGuard<'_, Inner>) {
+        let reader = inner.reader.take();
+        drop(inner);
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+
+    /// Adds a DATA frame's bytes.
+    pub fn push(&self, data: Bytes) {
+        let mut inner = self.lock();
+        inner.buffered += data.len();
+        inner.chunks.push_back(data);
+        Self::wake_reader(inner);
+    }
+
+    /// The client's last frame arrived (with trailers, if it sent them).
+    pub fn end(&self, trailers: Option<HeaderMap>) {
+        let mut inner = self.lock();
+        inner.ended = true;
+        inner.trailers = trailers;
+        Self::wake_reader(inner);
+    }
+
+    /// The body will not complete; returns the bytes still unread (their window goes back to
+    /// the connection).
+    pub fn cancel(&self) -> usize {
+        let mut inner = self.lock();
+        inner.cancelled = true;
+        inner.chunks.clear();
+        let unread = std::mem::take(&mut inner.buffered);
+        Self::wake_reader(inner);
+        unread
+    }
+
+    /// Bytes read since the last call.
+    pub fn take_consumed(&self) -> usize {
+        let mut inner = self.lock();
+        inner.asked = false;
+        std::mem::take(&mut inner.consumed)
+    }
+}
+
+/// The proxy's side of a request body.
+pub struct RequestBody {
+    queue: Arc<BodyQueue>,
+    /// The declared `content-length`.
+    length: Option<u64>,
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("length", &self.length)
+            .finish()
+    }
+}
+
+impl RequestBody {
+    /// The body read from `queue`, `length` bytes long when declared.
+    pub fn new(queue: Arc<BodyQueue>, length: Option<u64>) -> RequestBody {
+        RequestBody { queue, length }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyCancelled;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCancelled>>> {
+        let queue = &self.queue;
+        let mut inner = queue.lock();
+        if inner.cancelled {
+            return Poll::Ready(Some(Err(BodyCancelled)));
+        }
+        if let Some(data) = inner.chunks.pop_front() {
+            inner.buffered -= data.len();
+            inner.consumed += data.len();
+            let credit = inner.consumed >= CREDIT_AFTER && !inner.asked;
+            inner.asked |= credit;
+            drop(inner);
+            if credit {
+                std::task::Wake::wake_by_ref(&queue.stream);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(trailers) = inner.trailers.take() {
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        if inner.ended {
+            return Poll::Ready(None);
+        }
+        if !inner.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            inner.reader = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let inner = self.queue.lock();
+        inner.ended && inner.chunks.is_empty() && inner.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(length) => SizeHint::with_exact(length),
+            None => SizeHint::default(),
+        }
+    }
+}
