@@ -12,8 +12,8 @@ mod thread;
 mod worker;
 
 pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
-pub use h2::RequestBody as Http2Body;
 pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
+pub use h2::RequestBody as Http2Body;
 pub use listener::{ListenError, bind_shared};
 pub use thread::spawn_runtime_thread;
 pub use worker::{WorkerListeners, spawn_worker};

@@ -7,6 +7,7 @@ mod balancers;
 mod cli;
 mod conformance;
 mod http1_server;
+mod http2_server;
 mod limits;
 mod protocols;
 mod registry;

@@ -96,9 +96,7 @@ mod tests {
         let mut decoder = Decoder::new(4096);
         let mut got = Vec::new();
         for block in [block, other] {
-            decoder
-                .decode(&block.freeze(), |f, _| got.push(f))
-                .unwrap();
+            decoder.decode(&block.freeze(), |f, _| got.push(f)).unwrap();
         }
         assert!(matches!(&got[0], Field::Pseudo(Pseudo::Status, v) if v == "200"));
         for (i, (name, value)) in sent.iter().enumerate() {

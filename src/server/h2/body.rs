@@ -49,7 +49,9 @@ impl BodyQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn wake_reader(mut inner: MutexGuard<'_, Inner>) {
@@ -147,7 +149,11 @@ impl Body for RequestBody {
         if inner.ended {
             return Poll::Ready(None);
         }
-        if !inner.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !inner
+            .reader
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             inner.reader = Some(cx.waker().clone());
         }
         Poll::Pending

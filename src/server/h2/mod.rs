@@ -149,7 +149,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         frame::settings(
             out.buf(),
             &[
-                (setting::MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS as u32),
+                (
+                    setting::MAX_CONCURRENT_STREAMS,
+                    MAX_CONCURRENT_STREAMS as u32,
+                ),
                 (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
                 (setting::MAX_HEADER_LIST_SIZE, max_header),
             ],
@@ -282,10 +285,14 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         }
         let head = Head::parse(&self.read);
         if head.len > frame::DEFAULT_MAX_FRAME {
-            return Err(protocol(Reason::FrameSizeError, "frame larger than announced"));
+            return Err(protocol(
+                Reason::FrameSizeError,
+                "frame larger than announced",
+            ));
         }
         if self.read.len() < frame::HEADER_LEN + head.len {
-            self.read.reserve(frame::HEADER_LEN + head.len - self.read.len());
+            self.read
+                .reserve(frame::HEADER_LEN + head.len - self.read.len());
             return Ok(None);
         }
         self.read.advance(frame::HEADER_LEN);
@@ -294,7 +301,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
 
     fn on_frame(&mut self, head: Head, payload: Bytes) -> Result<(), ConnError> {
         if !self.settings_seen && head.kind != kind::SETTINGS {
-            return Err(protocol(Reason::ProtocolError, "first frame is not SETTINGS"));
+            return Err(protocol(
+                Reason::ProtocolError,
+                "first frame is not SETTINGS",
+            ));
         }
         if let Some(partial) = &self.partial
             && (head.kind != kind::CONTINUATION || head.stream != partial.stream)
@@ -308,11 +318,17 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             kind::PRIORITY => match (head.stream, head.len) {
                 (0, _) => Err(protocol(Reason::ProtocolError, "PRIORITY on stream 0")),
                 (_, 5) => Ok(()),
-                _ => Err(protocol(Reason::FrameSizeError, "PRIORITY of the wrong size")),
+                _ => Err(protocol(
+                    Reason::FrameSizeError,
+                    "PRIORITY of the wrong size",
+                )),
             },
             kind::RST_STREAM => self.on_reset(head, payload),
             kind::SETTINGS => self.on_settings(head, payload),
-            kind::PUSH_PROMISE => Err(protocol(Reason::ProtocolError, "PUSH_PROMISE from a client")),
+            kind::PUSH_PROMISE => Err(protocol(
+                Reason::ProtocolError,
+                "PUSH_PROMISE from a client",
+            )),
             kind::PING => self.on_ping(head, payload),
             kind::GOAWAY => {
                 if head.stream != 0 {
@@ -334,11 +350,17 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         if head.has(flag::ACK) {
             return match head.len {
                 0 => Ok(()),
-                _ => Err(protocol(Reason::FrameSizeError, "SETTINGS ack with a payload")),
+                _ => Err(protocol(
+                    Reason::FrameSizeError,
+                    "SETTINGS ack with a payload",
+                )),
             };
         }
-        if head.len % 6 != 0 {
-            return Err(protocol(Reason::FrameSizeError, "SETTINGS of the wrong size"));
+        if !head.len.is_multiple_of(6) {
+            return Err(protocol(
+                Reason::FrameSizeError,
+                "SETTINGS of the wrong size",
+            ));
         }
         self.settings_seen = true;
         for pair in payload.chunks_exact(6) {
@@ -357,7 +379,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 }
                 setting::INITIAL_WINDOW_SIZE => {
                     if value > frame::MAX_WINDOW {
-                        return Err(protocol(Reason::FlowControlError, "initial window too large"));
+                        return Err(protocol(
+                            Reason::FlowControlError,
+                            "initial window too large",
+                        ));
                     }
                     let delta = value as i64 - self.peer.initial_window;
                     self.peer.initial_window = value as i64;
@@ -373,7 +398,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 }
                 setting::MAX_FRAME_SIZE => {
                     if !(frame::DEFAULT_MAX_FRAME as u32..=0xff_ffff).contains(&value) {
-                        return Err(protocol(Reason::ProtocolError, "bad SETTINGS_MAX_FRAME_SIZE"));
+                        return Err(protocol(
+                            Reason::ProtocolError,
+                            "bad SETTINGS_MAX_FRAME_SIZE",
+                        ));
                     }
                     self.peer.max_frame = value as usize;
                 }
@@ -400,7 +428,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
 
     fn on_window_update(&mut self, head: Head, payload: Bytes) -> Result<(), ConnError> {
         if head.len != 4 {
-            return Err(protocol(Reason::FrameSizeError, "WINDOW_UPDATE of the wrong size"));
+            return Err(protocol(
+                Reason::FrameSizeError,
+                "WINDOW_UPDATE of the wrong size",
+            ));
         }
         let increment = (u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
             & frame::MAX_WINDOW) as i64;
@@ -410,7 +441,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             }
             self.peer.conn_window += increment;
             if self.peer.conn_window > frame::MAX_WINDOW as i64 {
-                return Err(protocol(Reason::FlowControlError, "connection window too large"));
+                return Err(protocol(
+                    Reason::FlowControlError,
+                    "connection window too large",
+                ));
             }
             self.again.append(&mut self.conn_blocked);
             return Ok(());
@@ -437,7 +471,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             return Err(protocol(Reason::ProtocolError, "RST_STREAM on stream 0"));
         }
         if head.len != 4 {
-            return Err(protocol(Reason::FrameSizeError, "RST_STREAM of the wrong size"));
+            return Err(protocol(
+                Reason::FrameSizeError,
+                "RST_STREAM of the wrong size",
+            ));
         }
         self.check_not_idle(head.stream)?;
         if self.streams.contains_key(&head.stream) {
@@ -471,7 +508,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         let data = unpad(&head, payload)?;
         let len = head.len as i64;
         if len > self.recv_window {
-            return Err(protocol(Reason::FlowControlError, "connection window exceeded"));
+            return Err(protocol(
+                Reason::FlowControlError,
+                "connection window exceeded",
+            ));
         }
         self.recv_window -= len;
         let id = head.stream;
@@ -521,13 +561,19 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
     }
 
     fn on_headers(&mut self, head: Head, payload: Bytes) -> Result<(), ConnError> {
-        if head.stream == 0 || head.stream % 2 == 0 {
-            return Err(protocol(Reason::ProtocolError, "HEADERS on an invalid stream"));
+        if head.stream == 0 || head.stream.is_multiple_of(2) {
+            return Err(protocol(
+                Reason::ProtocolError,
+                "HEADERS on an invalid stream",
+            ));
         }
         let mut block = unpad(&head, payload)?;
         if head.has(flag::PRIORITY) {
             if block.len() < 5 {
-                return Err(protocol(Reason::ProtocolError, "HEADERS too short for priority"));
+                return Err(protocol(
+                    Reason::ProtocolError,
+                    "HEADERS too short for priority",
+                ));
             }
             block.advance(5);
         }
@@ -545,7 +591,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
 
     fn on_continuation(&mut self, head: Head, payload: Bytes) -> Result<(), ConnError> {
         let Some(partial) = &mut self.partial else {
-            return Err(protocol(Reason::ProtocolError, "CONTINUATION without HEADERS"));
+            return Err(protocol(
+                Reason::ProtocolError,
+                "CONTINUATION without HEADERS",
+            ));
         };
         partial.block.extend_from_slice(&payload);
         let limit = (self.ctx.settings.max_header_bytes * 4).max(64 * 1024);
@@ -570,7 +619,8 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             .decode(&block, |field, size| fields.push(field, size))
             .map_err(|_| protocol(Reason::CompressionError, "bad header block"))?;
         if id <= self.last_stream {
-            return Ok(self.on_trailers(id, fields, end_stream));
+            self.on_trailers(id, fields, end_stream);
+            return Ok(());
         }
         self.last_stream = id;
         if self.goaway.is_some_and(|last| id > last) {
@@ -741,10 +791,16 @@ fn unpad(head: &Head, mut payload: Bytes) -> Result<Bytes, ConnError> {
         return Ok(payload);
     }
     let Some(&pad) = payload.first() else {
-        return Err(protocol(Reason::ProtocolError, "padded frame without a pad length"));
+        return Err(protocol(
+            Reason::ProtocolError,
+            "padded frame without a pad length",
+        ));
     };
     if pad as usize >= payload.len() {
-        return Err(protocol(Reason::ProtocolError, "padding longer than the frame"));
+        return Err(protocol(
+            Reason::ProtocolError,
+            "padding longer than the frame",
+        ));
     }
     payload.truncate(payload.len() - pad as usize);
     payload.advance(1);

@@ -208,12 +208,19 @@ mod tests {
             frames.push((head.kind, head.flags, head.len));
             at += frame::HEADER_LEN + head.len;
         }
-        let block_len: usize = frames.iter().filter(|f| f.0 != kind::DATA).map(|f| f.2).sum();
+        let block_len: usize = frames
+            .iter()
+            .filter(|f| f.0 != kind::DATA)
+            .map(|f| f.2)
+            .sum();
         assert!(frames.len() >= 4, "{frames:?}");
         assert_eq!(frames[0].0, kind::HEADERS);
         assert_eq!(frames[0].1 & flag::END_HEADERS, 0);
         assert_eq!(frames[frames.len() - 2].1, flag::END_HEADERS);
-        assert_eq!(frames.last().unwrap(), &(kind::DATA, flag::END_STREAM, 10_000));
+        assert_eq!(
+            frames.last().unwrap(),
+            &(kind::DATA, flag::END_STREAM, 10_000)
+        );
         // :status, x-long (literal name) and date; no connection field.
         assert!(block_len > 100 && block_len < 160, "{block_len}");
     }

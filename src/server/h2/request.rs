@@ -96,7 +96,9 @@ impl HeadBuilder {
         let method = self.method.ok_or(Malformed)?;
         let method = Method::from_bytes(&method).map_err(|_| Malformed)?;
         let authority = match self.authority {
-            Some(authority) => Some(Authority::from_maybe_shared(authority).map_err(|_| Malformed)?),
+            Some(authority) => {
+                Some(Authority::from_maybe_shared(authority).map_err(|_| Malformed)?)
+            }
             None => None,
         };
         let mut parts = http::uri::Parts::default();

@@ -124,12 +124,28 @@ impl Stream {
         self.pump(id, out, peer, &mut cx)
     }
 
-    fn respond(&mut self, id: u32, response: Response<ProxyBody>, out: &mut Output, peer: &mut Peer) {
+    fn respond(
+        &mut self,
+        id: u32,
+        response: Response<ProxyBody>,
+        out: &mut Output,
+        peer: &mut Peer,
+    ) {
         let (parts, body) = response.into_parts();
-        let bodiless = matches!(parts.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+        let bodiless = matches!(
+            parts.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        );
         let end = self.head_only || bodiless || body.is_end_stream();
         let update = peer.size_update.take();
-        out.headers(id, Some(parts.status), &parts.headers, end, peer.max_frame, update);
+        out.headers(
+            id,
+            Some(parts.status),
+            &parts.headers,
+            end,
+            peer.max_frame,
+            update,
+        );
         crate::http1::fields::recycle(parts.headers);
         self.task = if end {
             Task::Done
@@ -141,7 +157,13 @@ impl Stream {
         };
     }
 
-    fn pump(&mut self, id: u32, out: &mut Output, peer: &mut Peer, cx: &mut Context<'_>) -> Progress {
+    fn pump(
+        &mut self,
+        id: u32,
+        out: &mut Output,
+        peer: &mut Peer,
+        cx: &mut Context<'_>,
+    ) -> Progress {
         let Task::Sending { body, pending } = &mut self.task else {
             return Progress::Done;
         };
@@ -150,7 +172,10 @@ impl Stream {
                 return Progress::OutputFull;
             }
             if let Some((data, end)) = pending {
-                let room = self.send_window.min(peer.conn_window).min(peer.max_frame as i64);
+                let room = self
+                    .send_window
+                    .min(peer.conn_window)
+                    .min(peer.max_frame as i64);
                 if room <= 0 && !data.is_empty() {
                     return if peer.conn_window <= 0 {
                         Progress::ConnBlocked

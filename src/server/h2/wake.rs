@@ -66,7 +66,9 @@ impl ReadyQueue {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -121,7 +123,10 @@ mod tests {
         assert_eq!(ids, [7]);
         stream.unqueue();
         waker.wake_by_ref();
-        assert!(!queue.stop_polling(), "a queued stream keeps the connection polling");
+        assert!(
+            !queue.stop_polling(),
+            "a queued stream keeps the connection polling"
+        );
         ids.clear();
         queue.take(&mut ids);
         assert_eq!(ids, [7]);

@@ -1,0 +1,359 @@
+//! The hand-written HTTP/2 server: flow control both ways under small client windows, many
+//! streams on one connection, cancellation, graceful stop, and its answers to broken or hostile
+//! clients, over real sockets (hyper's client, and raw frames where a client library would not
+//! misbehave).
+
+use crate::support::*;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchyard::http2::frame::{self, Head, flag, kind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A backend that answers `GET /bytes/N` with N patterned bytes and any other request with the
+/// number of body bytes it received and their checksum; `/slow` waits a while first.
+async fn sized_backend() -> Backend {
+    Backend::start(|req: Request<hyper::body::Incoming>| async move {
+        let path = req.uri().path().to_owned();
+        if path == "/slow" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some(n) = path.strip_prefix("/bytes/") {
+            let n: usize = n.parse().unwrap();
+            let body: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            return hyper::Response::new(full(body));
+        }
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let sum: u64 = body.iter().map(|&b| b as u64).sum();
+        hyper::Response::new(full(format!("{} {sum}", body.len())))
+    })
+    .await
+}
+
+/// An h2c connection whose windows are the protocol's 64 KiB defaults (no growth).
+async fn small_window_client(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<TestBody> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .adaptive_window(false)
+        .handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_both_ways_on_one_connection_under_small_windows() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let client = small_window_client(router.http).await;
+    const SIZE: usize = 3 * 1024 * 1024 + 17;
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            // A download...
+            let req = Request::get("http://app.test/bytes/".to_owned() + &SIZE.to_string())
+                .body(full(""))
+                .unwrap();
+            let response = client.send_request(req).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body.len(), SIZE, "download {i}");
+            assert!(body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+            // ...and an upload streamed in pieces, larger than every window.
+            let (tx, body) = channel_body();
+            let req = Request::post("http://app.test/upload").body(body).unwrap();
+            let sending = tokio::spawn(async move {
+                let piece = Bytes::from(vec![3u8; 20_000]);
+                for _ in 0..(SIZE / 20_000) {
+                    tx.send(hyper::body::Frame::data(piece.clone()))
+                        .await
+                        .unwrap();
+                }
+            });
+            let response = client.send_request(req).await.unwrap();
+            sending.await.unwrap();
+            let n = SIZE / 20_000 * 20_000;
+            assert_eq!(text(response).await, format!("{n} {}", n * 3), "upload {i}");
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("transfers finish")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_requests_than_the_stream_limit_all_answered_on_one_connection() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let client = small_window_client(router.http).await;
+    let mut tasks = Vec::new();
+    for _ in 0..300 {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::post("http://app.test/slow")
+                .body(full("xy"))
+                .unwrap();
+            text(client.send_request(req).await.unwrap()).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap(),
+            format!("2 {}", b'x' as u64 + b'y' as u64)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_stream_cancels_its_upstream_exchange() {
+    // A backend that reads a request and never answers; it reports when the router hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (got_request, request_seen) = tokio::sync::oneshot::channel();
+    let (hung_up, closed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let _ = got_request.send(());
+        while !matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {}
+        let _ = hung_up.send(());
+    });
+    let router = TestRouter::with_routes(&format!(
+        "[[route]]\nuri = \"/\"\nbackends = [\"{addr}\"]\n"
+    ));
+    let mut client = small_window_client(router.http).await;
+    let req = Request::get("http://app.test/hang").body(full("")).unwrap();
+    let pending = tokio::spawn(async move { client.send_request(req).await });
+    tokio::time::timeout(Duration::from_secs(5), request_seen)
+        .await
+        .expect("the request reaches the backend")
+        .unwrap();
+    // Dropping the request sends RST_STREAM(CANCEL).
+    pending.abort();
+    tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the router closes the upstream connection")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_sends_goaway_and_lets_open_streams_finish() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let mut client = small_window_client(router.http).await;
+    let req = Request::post("http://app.test/slow")
+        .body(full("abc"))
+        .unwrap();
+    let in_flight = tokio::spawn(async move {
+        let response = client.send_request(req).await;
+        (response.map(|r| r.status()), client)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    router.router().stop();
+    let (status, mut client) = in_flight.await.unwrap();
+    assert_eq!(status.unwrap(), 200, "the open stream finished");
+    // After the GOAWAY the connection takes no new request.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let req = Request::get("http://app.test/bytes/1")
+        .body(full(""))
+        .unwrap();
+    assert!(client.send_request(req).await.is_err());
+}
+
+/// A raw HTTP/2 client connection: preface and empty SETTINGS sent.
+async fn raw_h2(addr: SocketAddr) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(frame::PREFACE).await.unwrap();
+    socket
+        .write_all(&raw_frame(kind::SETTINGS, 0, 0, &[]))
+        .await
+        .unwrap();
+    socket
+}
+
+fn raw_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    frame::head(&mut out, payload.len(), kind, flags, stream);
+    out.extend_from_slice(payload);
+    out.to_vec()
+}
+
+/// A GET for `/bytes/1` on `app.test` as an HPACK block (static indexes and raw literals).
+fn get_block(extra: &[u8]) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+    block.extend_from_slice(&[0x04, 8]); // :path, literal without indexing
+    block.extend_from_slice(b"/bytes/1");
+    block.extend_from_slice(&[0x01, 8]); // :authority
+    block.extend_from_slice(b"app.test");
+    block.extend_from_slice(extra);
+    block
+}
+
+/// Reads frames until one of `want` arrives (or the connection ends); returns it.
+async fn read_until(socket: &mut TcpStream, want: &[u8]) -> Option<(Head, Vec<u8>)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut head = [0u8; frame::HEADER_LEN];
+        tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
+            .await
+            .ok()?
+            .ok()?;
+        let head = Head::parse(&head);
+        let mut payload = vec![0u8; head.len];
+        socket.read_exact(&mut payload).await.ok()?;
+        if want.contains(&head.kind) {
+            return Some((head, payload));
+        }
+    }
+}
+
+fn error_code(payload: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(payload[at..at + 4].try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_clients_get_goaway_with_the_right_code() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    let cases: Vec<(&str, Vec<u8>, u32)> = vec![
+        (
+            "bad HPACK index",
+            raw_frame(kind::HEADERS, end, 1, &[0x80]),
+            0x9,
+        ),
+        ("DATA on stream 0", raw_frame(kind::DATA, 0, 0, b"x"), 0x1),
+        (
+            "connection window overflow",
+            raw_frame(kind::WINDOW_UPDATE, 0, 0, &0x7fff_ffffu32.to_be_bytes()),
+            0x3,
+        ),
+        (
+            "frame on an idle stream",
+            raw_frame(kind::DATA, 0, 9, b"x"),
+            0x1,
+        ),
+        (
+            "CONTINUATION without HEADERS",
+            raw_frame(kind::CONTINUATION, flag::END_HEADERS, 1, &[0x82]),
+            0x1,
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        let mut socket = raw_h2(router.http).await;
+        socket.write_all(&bytes).await.unwrap();
+        let (_, payload) = read_until(&mut socket, &[kind::GOAWAY])
+            .await
+            .unwrap_or_else(|| panic!("{what}: no GOAWAY"));
+        assert_eq!(error_code(&payload, 4), code, "{what}");
+    }
+    // No SETTINGS first.
+    let mut socket = TcpStream::connect(router.http).await.unwrap();
+    socket.write_all(frame::PREFACE).await.unwrap();
+    socket
+        .write_all(&raw_frame(kind::PING, 0, 0, &[0; 8]))
+        .await
+        .unwrap();
+    let (_, payload) = read_until(&mut socket, &[kind::GOAWAY]).await.unwrap();
+    assert_eq!(error_code(&payload, 4), 0x1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_resets_its_stream_and_the_connection_goes_on() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let mut socket = raw_h2(router.http).await;
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    // An uppercase field name is malformed in HTTP/2.
+    let mut bad = get_block(&[0x00, 3]);
+    bad.extend_from_slice(b"X-A");
+    bad.extend_from_slice(&[1, b'1']);
+    socket
+        .write_all(&raw_frame(kind::HEADERS, end, 1, &bad))
+        .await
+        .unwrap();
+    let (head, payload) = read_until(&mut socket, &[kind::RST_STREAM, kind::HEADERS])
+        .await
+        .unwrap();
+    assert_eq!((head.kind, head.stream), (kind::RST_STREAM, 1));
+    assert_eq!(error_code(&payload, 0), 0x1);
+    // The next request on the same connection is answered.
+    socket
+        .write_all(&raw_frame(kind::HEADERS, end, 3, &get_block(&[])))
+        .await
+        .unwrap();
+    let (head, payload) = read_until(&mut socket, &[kind::HEADERS, kind::GOAWAY])
+        .await
+        .unwrap();
+    assert_eq!((head.kind, head.stream), (kind::HEADERS, 3));
+    assert_eq!(payload[0], 0x88, ":status 200 from the static table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_get_431_and_rapid_resets_get_enhance_your_calm() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    // A 70 KB field (over the 64 KiB default limit), in HEADERS plus CONTINUATION frames.
+    let mut socket = raw_h2(router.http).await;
+    const LEN: usize = 70_000;
+    let mut big = get_block(&[0x00, 5]);
+    big.extend_from_slice(b"x-big");
+    // The value's length as an HPACK integer with a 7-bit prefix.
+    big.push(0x7f);
+    let mut rest = LEN - 127;
+    while rest >= 0x80 {
+        big.push(0x80 | (rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    big.push(rest as u8);
+    big.extend(std::iter::repeat_n(b'a', LEN));
+    let mut pieces = big.chunks(16_000).peekable();
+    let mut first = true;
+    while let Some(piece) = pieces.next() {
+        let (kind, mut flags) = match first {
+            true => (kind::HEADERS, flag::END_STREAM),
+            false => (kind::CONTINUATION, 0),
+        };
+        if pieces.peek().is_none() {
+            flags |= flag::END_HEADERS;
+        }
+        socket
+            .write_all(&raw_frame(kind, flags, 1, piece))
+            .await
+            .unwrap();
+        first = false;
+    }
+    let (head, payload) = read_until(&mut socket, &[kind::HEADERS, kind::GOAWAY])
+        .await
+        .unwrap();
+    assert_eq!(head.kind, kind::HEADERS);
+    // :status 431 is not in the static table: literal, name index 8, "431".
+    assert_eq!(&payload[..5], &[0x08, 3, b'4', b'3', b'1']);
+
+    // Requests reset as soon as they are sent, over and over.
+    let mut socket = raw_h2(router.http).await;
+    let mut burst = Vec::new();
+    for i in 0..600u32 {
+        let id = 2 * i + 1;
+        burst.extend(raw_frame(kind::HEADERS, end, id, &get_block(&[])));
+        burst.extend(raw_frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    let _ = socket.write_all(&burst).await;
+    let (_, payload) = read_until(&mut socket, &[kind::GOAWAY]).await.unwrap();
+    assert_eq!(error_code(&payload, 4), 0xb, "ENHANCE_YOUR_CALM");
+}
