@@ -15,12 +15,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A backend that answers `GET /bytes/N` with N patterned bytes and any other request with the
-/// number of body bytes it received and their checksum; `/slow` waits a while first.
+/// number of body bytes it received and their checksum; `/slow` waits a while first, `/early`
+/// answers at once without reading the body.
 async fn sized_backend() -> Backend {
     Backend::start(|req: Request<hyper::body::Incoming>| async move {
         let path = req.uri().path().to_owned();
         if path == "/slow" {
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if path == "/early" {
+            return hyper::Response::new(full("early"));
         }
         if let Some(n) = path.strip_prefix("/bytes/") {
             let n: usize = n.parse().unwrap();
@@ -92,6 +96,45 @@ async fn large_bodies_both_ways_on_one_connection_under_small_windows() {
             .expect("transfers finish")
             .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_upload_ends_lets_the_client_finish_sending() {
+    // The backend answers without reading the body. The router drops the rest of the upload
+    // and keeps giving its window back (as nginx discards an unread body), so a client that
+    // goes on sending is not stuck on a full window or reset.
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let mut client = small_window_client(router.http).await;
+    let (tx, body) = channel_body();
+    let req = Request::post("http://app.test/early").body(body).unwrap();
+    let response = client.send_request(req);
+    let piece = Bytes::from(vec![b'u'; 16_384]);
+    tx.send(hyper::body::Frame::data(piece.clone()))
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the early answer arrives")
+        .unwrap();
+    assert_eq!(text(response).await, "early");
+    // 1.5 MB more, far past every window: all of it is taken.
+    let sending = async {
+        for _ in 0..90 {
+            tx.send(hyper::body::Frame::data(piece.clone()))
+                .await
+                .unwrap();
+        }
+        drop(tx);
+    };
+    tokio::time::timeout(Duration::from_secs(10), sending)
+        .await
+        .expect("the rest of the upload is taken");
+    let req = Request::get("http://app.test/bytes/3")
+        .body(full(""))
+        .unwrap();
+    let response = client.send_request(req).await.unwrap();
+    assert_eq!(text(response).await.len(), 3, "the connection goes on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

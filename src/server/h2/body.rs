@@ -78,15 +78,15 @@ impl BodyQueue {
         Self::wake_reader(inner);
     }
 
-    /// The body will not complete; returns the bytes still unread (their window goes back to
-    /// the connection).
+    /// The body will not complete; returns the bytes whose window was not given back yet
+    /// (unread, or read since the last [`take_consumed`](Self::take_consumed)).
     pub fn cancel(&self) -> usize {
         let mut inner = self.lock();
         inner.cancelled = true;
         inner.chunks.clear();
-        let unread = std::mem::take(&mut inner.buffered);
+        let owed = std::mem::take(&mut inner.buffered) + std::mem::take(&mut inner.consumed);
         Self::wake_reader(inner);
-        unread
+        owed
     }
 
     /// Bytes read since the last call.

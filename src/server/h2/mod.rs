@@ -59,6 +59,8 @@ const READ_SIZE: usize = 16 * 1024;
 pub const MAX_RESETS: u32 = 500;
 /// See [`MAX_RESETS`].
 pub const RESET_PERIOD: Duration = Duration::from_secs(10);
+/// Request body bytes dropped after a complete response before the stream is reset.
+const DISCARD_LIMIT: usize = 1024 * 1024;
 /// Passes through the loop before yielding to other tasks.
 const ROUNDS: usize = 32;
 
@@ -533,6 +535,10 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         }
         stream.recv_window -= len;
         let end = head.has(flag::END_STREAM);
+        if stream.discarded.is_some() {
+            self.discard(id, data.len(), end);
+            return Ok(());
+        }
         let too_long = match &mut stream.length_left {
             Some(left) => {
                 let over = data.len() as u64 > *left;
@@ -676,6 +682,38 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         Ok(())
     }
 
+    /// DATA after the response was complete: dropped, its window given back at once, so the
+    /// client can finish sending (an early answer, such as a 413, reaches clients that read
+    /// only once their upload is done). Past [`DISCARD_LIMIT`] the stream is reset instead.
+    fn discard(&mut self, id: u32, len: usize, end: bool) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let discarded = stream.discarded.get_or_insert(0);
+        *discarded += len;
+        self.recv_credit += len;
+        stream.recv_credit += len;
+        if end {
+            self.remove(id);
+        } else if *discarded > DISCARD_LIMIT {
+            self.reset(id, Reason::NoError);
+        } else {
+            self.credit_stream(id);
+        }
+    }
+
+    /// Sends the stream's WINDOW_UPDATE once enough of its body was read.
+    fn credit_stream(&mut self, id: u32) {
+        if let Some(stream) = self.streams.get_mut(&id)
+            && stream.recv.is_some()
+            && stream.recv_credit >= WINDOW_CREDIT
+        {
+            frame::window_update(self.out.buf(), id, stream.recv_credit as u32);
+            stream.recv_window += stream.recv_credit as i64;
+            stream.recv_credit = 0;
+        }
+    }
+
     /// A header block on an open stream: the request's trailers.
     fn on_trailers(&mut self, id: u32, fields: HeadBuilder, end_stream: bool) {
         let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.take()) else {
@@ -684,7 +722,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             }
             return;
         };
+        let discarding = self.streams.get(&id).is_some_and(|s| s.discarded.is_some());
         match fields.finish_trailers() {
+            Ok(_) if end_stream && discarding => self.remove(id),
             Ok(trailers) if end_stream => {
                 recv.end(Some(trailers));
                 self.again.push(id);
@@ -719,20 +759,26 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         let consumed = stream.take_consumed();
         self.recv_credit += consumed;
         stream.recv_credit += consumed;
-        if stream.recv.is_some() && stream.recv_credit >= WINDOW_CREDIT {
-            frame::window_update(self.out.buf(), id, stream.recv_credit as u32);
-            stream.recv_window += stream.recv_credit as i64;
-            stream.recv_credit = 0;
-        }
-        match stream.poll(id, &mut self.out, &mut self.peer) {
+        let progress = stream.poll(id, &mut self.out, &mut self.peer);
+        match progress {
             Progress::Waiting => {}
             Progress::ConnBlocked => self.conn_blocked.push(id),
             Progress::OutputFull => self.out_blocked.push(id),
-            Progress::Done if stream.recv.is_none() => self.remove(id),
-            // The response is complete and the client is still sending: it may stop.
-            Progress::Done => self.reset(id, Reason::NoError),
-            Progress::Reset => self.remove(id),
+            Progress::Done => match &stream.recv {
+                None => return self.remove(id),
+                // The response is complete and the client is still sending: what it sends
+                // from now on is dropped (see `discard`).
+                Some(recv) if stream.discarded.is_none() => {
+                    let unread = recv.cancel();
+                    self.recv_credit += unread;
+                    stream.recv_credit += unread;
+                    stream.discarded = Some(0);
+                }
+                Some(_) => {}
+            },
+            Progress::Reset => return self.remove(id),
         }
+        self.credit_stream(id);
     }
 
     /// Sends the connection's WINDOW_UPDATE once enough was read.

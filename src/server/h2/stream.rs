@@ -71,6 +71,8 @@ pub struct Stream {
     pub recv_window: i64,
     /// Bytes read by the proxy and not yet given back as window.
     pub recv_credit: usize,
+    /// Set once the response is complete while the client still sends: body bytes dropped.
+    pub discarded: Option<usize>,
     /// Body bytes still due by the declared `content-length`.
     pub length_left: Option<u64>,
     /// Bytes the server may still send on this stream.
@@ -95,6 +97,7 @@ impl Stream {
             recv,
             recv_window: windows.0,
             recv_credit: 0,
+            discarded: None,
             length_left: length,
             send_window: windows.1,
             head_only,
