@@ -155,6 +155,13 @@ fn check(config: &Config) -> Vec<ConfigError> {
             "must be at least 8192".into(),
         );
     }
+    if config.server.http2_keepalive.0.is_zero() {
+        push(
+            key_line(text, "http2_keepalive"),
+            "server.http2_keepalive".into(),
+            "must be more than 0s".into(),
+        );
+    }
     if config.proxy.max_attempts == 0 {
         push(
             key_line(text, "max_attempts"),

@@ -133,6 +133,9 @@ pub struct ServerConfig {
     pub drain_wait: ConfigDuration,
     /// Time a TLS client has to finish its handshake.
     pub tls_handshake_timeout: ConfigDuration,
+    /// HTTP/2: with streams open and the client silent this long, it is sent a PING; silent
+    /// for another period, the connection is closed.
+    pub http2_keepalive: ConfigDuration,
 }
 
 impl Default for ServerConfig {
@@ -145,6 +148,7 @@ impl Default for ServerConfig {
             drain_timeout: ConfigDuration(Duration::from_secs(30)),
             drain_wait: ConfigDuration(Duration::from_secs(0)),
             tls_handshake_timeout: ConfigDuration(Duration::from_secs(10)),
+            http2_keepalive: ConfigDuration(Duration::from_secs(30)),
         }
     }
 }

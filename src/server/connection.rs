@@ -39,6 +39,8 @@ pub struct ServeSettings {
     pub tls_handshake_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
+    /// HTTP/2 keep-alive PING period (see `h2::serve`).
+    pub http2_keepalive: Duration,
     http1: http1::Builder,
 }
 
@@ -55,6 +57,7 @@ impl ServeSettings {
             idle_timeout: server.idle_timeout.0,
             tls_handshake_timeout: server.tls_handshake_timeout.0,
             max_header_bytes: server.max_header_bytes,
+            http2_keepalive: server.http2_keepalive.0,
             http1,
         }
     }

@@ -400,3 +400,42 @@ async fn oversized_heads_get_431_and_rapid_resets_get_enhance_your_calm() {
     let (_, payload) = read_until(&mut socket, &[kind::GOAWAY]).await.unwrap();
     assert_eq!(error_code(&payload, 4), 0xb, "ENHANCE_YOUR_CALM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_with_open_streams_is_pinged_then_dropped() {
+    // A backend that never answers, and a 200 ms keep-alive period.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let router = TestRouter::start(&format!(
+        "{BASE}http2_keepalive = \"200ms\"\n[[route]]\nuri = \"/\"\nbackends = [\"{addr}\"]\n"
+    ));
+    // A client that answers PINGs (hyper's) keeps its waiting stream past several periods.
+    let mut client = small_window_client(router.http).await;
+    let req = Request::get("http://app.test/wait").body(full("")).unwrap();
+    let waiting = tokio::spawn(async move { client.send_request(req).await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!waiting.is_finished(), "a live client keeps its stream");
+    waiting.abort();
+    // A raw client that opens a stream and then reads nothing more and answers nothing.
+    let mut socket = raw_h2(router.http).await;
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    socket
+        .write_all(&raw_frame(kind::HEADERS, end, 1, &get_block(&[])))
+        .await
+        .unwrap();
+    let (head, _) = read_until(&mut socket, &[kind::PING]).await.unwrap();
+    assert!(!head.has(flag::ACK), "the router pings");
+    // Unanswered: within the next period the connection ends (GOAWAY, then EOF).
+    let started = std::time::Instant::now();
+    let (_, payload) = read_until(&mut socket, &[kind::GOAWAY]).await.unwrap();
+    assert_eq!(error_code(&payload, 4), 0);
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -136,7 +136,20 @@ struct Connection<'a, I> {
     recv_window: i64,
     recv_credit: usize,
     resets: (Instant, u32),
+    keepalive: Keepalive,
     error: Option<ConnError>,
+}
+
+/// The keep-alive check, armed only while streams are open: with nothing read for a period
+/// (`[server] http2_keepalive`), the client is sent a PING; if the next period passes with still
+/// nothing read, the connection is taken for dead and closed (a peer that vanished without a
+/// FIN would otherwise hold its streams and their backends).
+struct Keepalive {
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes were read since the timer last fired.
+    heard: bool,
+    /// A PING went out and nothing was read since.
+    pinged: bool,
 }
 
 impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
@@ -191,6 +204,11 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             recv_window: CONN_WINDOW as i64,
             recv_credit: 0,
             resets: (Instant::now(), 0),
+            keepalive: Keepalive {
+                timer: None,
+                heard: false,
+                pinged: false,
+            },
             error: None,
         }
     }
@@ -209,6 +227,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 }
             }
             busy |= self.run_streams();
+            if let Err(error) = self.poll_keepalive(cx) {
+                self.fail(error);
+            }
             self.give_back_window();
             match self.out.poll_flush(&mut self.io, cx) {
                 Poll::Ready(Ok(())) => {}
@@ -233,6 +254,40 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         self.ready.stop_polling();
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Runs the keep-alive check while streams are open.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Result<(), ConnError> {
+        let keepalive = &mut self.keepalive;
+        if self.streams.is_empty() || self.error.is_some() {
+            keepalive.timer = None;
+            return Ok(());
+        }
+        let period = self.ctx.settings.http2_keepalive;
+        let timer = keepalive.timer.get_or_insert_with(|| {
+            keepalive.heard = false;
+            Box::pin(tokio::time::sleep(period))
+        });
+        if timer.as_mut().poll(cx).is_pending() {
+            return Ok(());
+        }
+        if keepalive.heard {
+            keepalive.pinged = false;
+        } else if keepalive.pinged {
+            return Err(protocol(
+                Reason::NoError,
+                "client silent: keep-alive PING unanswered",
+            ));
+        } else {
+            keepalive.pinged = true;
+            frame::head(self.out.buf(), 8, kind::PING, 0, 0);
+            self.out.buf().extend_from_slice(b"keepaliv");
+        }
+        keepalive.heard = false;
+        timer.as_mut().reset(tokio::time::Instant::now() + period);
+        // Registers the timer again.
+        let _ = timer.as_mut().poll(cx);
+        Ok(())
     }
 
     /// True when the connection can close: an error or the client's end of the stream, or a
@@ -262,7 +317,7 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                     self.cancel_all();
                     return Ok(true);
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => self.keepalive.heard = true,
                 Poll::Ready(Err(error)) => return Err(error.into()),
                 Poll::Pending => return Ok(progress),
             }
