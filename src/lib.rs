@@ -2,10 +2,11 @@
 //!
 //! The request path, in the order a request meets it:
 //! [`server`] (accept, TLS, HTTP/1.1 (hand-written for plain requests, hyper for the rest) +
-//! HTTP/2) -> [`proxy`] (request id, hop-by-hop and forwarding headers, route lookup, round trip
+//! HTTP/2 (hand-written)) -> [`proxy`] (request id, hop-by-hop and forwarding headers, route lookup, round trip
 //! with retries, response) -> [`balance`] (endpoint choice, skipping unhealthy endpoints) ->
 //! [`upstream`] (pooled backend connections, the hand-written HTTP/1.1 client) -> [`body`]
-//! (streaming). [`http1`] holds the wire helpers both hand-written HTTP/1.1 sides share;
+//! (streaming). [`http1`] holds the wire helpers both hand-written HTTP/1.1 sides share,
+//! [`http2`] the HTTP/2 server's (frames, HPACK);
 //! [`memory`] the allocator glue. The route model lives in [`routing`]; the [`registry`] feeds it
 //! (config file, admin API, expiry); [`health`] tracks endpoints; [`config`] reads the TOML
 //! file; [`router`] ties it together.

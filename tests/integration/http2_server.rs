@@ -440,3 +440,43 @@ async fn a_silent_client_with_open_streams_is_pinged_then_dropped() {
     let _ = tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_tls_h2_response_reaches_a_slow_reader_whole() {
+    // curl reads at a limited rate, so the router's socket fills and the TLS layer keeps what
+    // it could not write: it must be flushed once the socket drains, not left behind.
+    let backend = sized_backend().await;
+    let pki = TestPki::new();
+    let leaf = pki.leaf("h2tls", &["app.test"]);
+    let router = https_router(&[leaf], &route("/", &[&backend]));
+    let port = router.https.unwrap().port();
+    let resolve = format!("app.test:{port}:127.0.0.1");
+    const SIZE: usize = 8 * 1024 * 1024;
+    let out = run(
+        "curl",
+        &[
+            "-sS",
+            "--http2",
+            "-m",
+            "30",
+            "--limit-rate",
+            "16M",
+            "--cacert",
+            &pki.ca().display().to_string(),
+            "--resolve",
+            &resolve,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code} %{size_download}",
+            &format!("https://app.test:{port}/bytes/{SIZE}"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("2 200 {SIZE}"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

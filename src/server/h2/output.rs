@@ -117,7 +117,8 @@ impl Output {
         }
     }
 
-    /// Writes as much as the socket takes; ready once everything is written.
+    /// Writes as much as the socket takes; ready once everything is written and flushed (TLS
+    /// keeps what the socket did not take in its own buffer until flushed).
     pub fn poll_flush<I: AsyncWrite + Unpin>(
         &mut self,
         io: &mut I,
@@ -126,7 +127,7 @@ impl Output {
         loop {
             if self.queue.is_empty() {
                 if self.buf.is_empty() {
-                    return Poll::Ready(Ok(()));
+                    return Pin::new(&mut *io).poll_flush(cx);
                 }
                 let n = std::task::ready!(Pin::new(&mut *io).poll_write(cx, &self.buf))?;
                 if n == 0 {
