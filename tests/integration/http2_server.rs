@@ -247,6 +247,26 @@ fn get_block(extra: &[u8]) -> Vec<u8> {
     block
 }
 
+/// Sends a request's header block (ending the stream) in HEADERS and CONTINUATION frames.
+async fn send_block(socket: &mut TcpStream, stream: u32, block: &[u8]) {
+    let mut pieces = block.chunks(16_000).peekable();
+    let mut first = true;
+    while let Some(piece) = pieces.next() {
+        let (kind, mut flags) = match first {
+            true => (kind::HEADERS, flag::END_STREAM),
+            false => (kind::CONTINUATION, 0),
+        };
+        if pieces.peek().is_none() {
+            flags |= flag::END_HEADERS;
+        }
+        socket
+            .write_all(&raw_frame(kind, flags, stream, piece))
+            .await
+            .unwrap();
+        first = false;
+    }
+}
+
 /// Reads frames until one of `want` arrives (or the connection ends); returns it.
 async fn read_until(socket: &mut TcpStream, want: &[u8]) -> Option<(Head, Vec<u8>)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -366,27 +386,33 @@ async fn oversized_heads_get_431_and_rapid_resets_get_enhance_your_calm() {
     }
     big.push(rest as u8);
     big.extend(std::iter::repeat_n(b'a', LEN));
-    let mut pieces = big.chunks(16_000).peekable();
-    let mut first = true;
-    while let Some(piece) = pieces.next() {
-        let (kind, mut flags) = match first {
-            true => (kind::HEADERS, flag::END_STREAM),
-            false => (kind::CONTINUATION, 0),
-        };
-        if pieces.peek().is_none() {
-            flags |= flag::END_HEADERS;
-        }
-        socket
-            .write_all(&raw_frame(kind, flags, 1, piece))
-            .await
-            .unwrap();
-        first = false;
-    }
+    send_block(&mut socket, 1, &big).await;
     let (head, payload) = read_until(&mut socket, &[kind::HEADERS, kind::GOAWAY])
         .await
         .unwrap();
     assert_eq!(head.kind, kind::HEADERS);
     // :status 431 is not in the static table: literal, name index 8, "431".
+    assert_eq!(&payload[..5], &[0x08, 3, b'4', b'3', b'1']);
+
+    // 34,000 distinct short fields in 200 KB: a header map holds at most 32,768 names, so
+    // fields past the limit must not be kept. 431, and the connection goes on.
+    let mut bomb = get_block(&[]);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    for i in 0..34_000usize {
+        let name = [
+            alphabet[i % 36],
+            alphabet[i / 36 % 36],
+            alphabet[i / 1296 % 36],
+        ];
+        bomb.extend_from_slice(&[0x00, 3]);
+        bomb.extend_from_slice(&name);
+        bomb.push(0x00);
+    }
+    send_block(&mut socket, 3, &bomb).await;
+    let (head, payload) = read_until(&mut socket, &[kind::HEADERS, kind::GOAWAY])
+        .await
+        .unwrap();
+    assert_eq!((head.kind, head.stream), (kind::HEADERS, 3));
     assert_eq!(&payload[..5], &[0x08, 3, b'4', b'3', b'1']);
 
     // Requests reset as soon as they are sent, over and over.

@@ -76,6 +76,9 @@ pub fn field_size(name_len: usize, value_len: usize) -> usize {
     name_len + value_len + 32
 }
 
+/// Largest Huffman scratch buffer kept between strings.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
 struct Entry {
     field: Field,
     name_len: usize,
@@ -211,7 +214,11 @@ impl Decoder {
         }
         self.scratch.clear();
         huffman::decode(&raw, &mut self.scratch)?;
-        Ok(Bytes::copy_from_slice(&self.scratch))
+        let decoded = Bytes::copy_from_slice(&self.scratch);
+        if self.scratch.capacity() > SCRATCH_KEPT {
+            self.scratch = Vec::new();
+        }
+        Ok(decoded)
     }
 }
 

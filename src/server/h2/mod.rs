@@ -104,7 +104,12 @@ struct Partial {
     stream: u32,
     end_stream: bool,
     block: BytesMut,
+    frames: usize,
 }
+
+/// CONTINUATION frames allowed per header block (a flood of empty ones costs the server work
+/// without growing the block).
+const MAX_CONTINUATIONS: usize = 64;
 
 struct Connection<'a, I> {
     io: I,
@@ -646,6 +651,7 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             stream: head.stream,
             end_stream,
             block: BytesMut::from(&block[..]),
+            frames: 0,
         });
         Ok(())
     }
@@ -658,8 +664,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             ));
         };
         partial.block.extend_from_slice(&payload);
+        partial.frames += 1;
         let limit = (self.ctx.settings.max_header_bytes * 4).max(64 * 1024);
-        if partial.block.len() > limit {
+        if partial.block.len() > limit || partial.frames > MAX_CONTINUATIONS {
             return Err(protocol(Reason::EnhanceYourCalm, "header block too large"));
         }
         if !head.has(flag::END_HEADERS) {
@@ -669,13 +676,15 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             stream,
             end_stream,
             block,
+            ..
         } = self.partial.take().expect("checked above");
         self.on_block(stream, block.freeze(), end_stream)
     }
 
     /// A complete header block: a new request, or trailers of one.
     fn on_block(&mut self, id: u32, block: Bytes, end_stream: bool) -> Result<(), ConnError> {
-        let mut fields = HeadBuilder::new(crate::proxy::ADDED_HEADERS);
+        let limit = self.ctx.settings.max_header_bytes;
+        let mut fields = HeadBuilder::new(limit, crate::proxy::ADDED_HEADERS);
         self.decoder
             .decode(&block, |field, size| fields.push(field, size))
             .map_err(|_| protocol(Reason::CompressionError, "bad header block"))?;
@@ -691,12 +700,21 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             frame::rst_stream(self.out.buf(), id, Reason::RefusedStream);
             return Ok(());
         }
-        let too_large = fields.size > self.ctx.settings.max_header_bytes;
-        let Ok(request) = fields.finish() else {
-            frame::rst_stream(self.out.buf(), id, Reason::ProtocolError);
-            return Ok(());
+        // A header list over the limit is answered 431 (what was kept of it is incomplete).
+        let request = match fields.too_large() {
+            true => None,
+            false => match fields.finish() {
+                Ok(request) => Some(request),
+                Err(_) => {
+                    frame::rst_stream(self.out.buf(), id, Reason::ProtocolError);
+                    return Ok(());
+                }
+            },
         };
-        let length = match request.headers().get(http::header::CONTENT_LENGTH) {
+        let declared = request
+            .as_ref()
+            .and_then(|r| r.headers().get(http::header::CONTENT_LENGTH));
+        let length = match declared {
             Some(value) => match value.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
                 Some(length) => Some(length),
                 None => {
@@ -719,16 +737,19 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 (body, Some(queue))
             }
         };
-        let head_only = request.method() == Method::HEAD;
-        let handling: stream::Handling = if too_large {
-            let mut response = Response::new(ProxyBody::Empty);
-            *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-            Box::pin(std::future::ready(response))
-        } else {
-            let request = request.map(|()| body);
-            let (proxy, client) = (self.ctx.proxy.clone(), self.client.clone());
-            let active = self.state.start_request();
-            Box::pin(async move { proxy.handle(request, client, active).await })
+        let head_only = request.as_ref().is_some_and(|r| r.method() == Method::HEAD);
+        let handling: stream::Handling = match request {
+            None => {
+                let mut response = Response::new(ProxyBody::Empty);
+                *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                Box::pin(std::future::ready(response))
+            }
+            Some(request) => {
+                let request = request.map(|()| body);
+                let (proxy, client) = (self.ctx.proxy.clone(), self.client.clone());
+                let active = self.state.start_request();
+                Box::pin(async move { proxy.handle(request, client, active).await })
+            }
         };
         let windows = (STREAM_WINDOW as i64, self.peer.initial_window);
         let stream = Stream::new(wake, handling, recv, windows, length, head_only);

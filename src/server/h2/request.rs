@@ -23,12 +23,16 @@ pub struct HeadBuilder {
     regular_seen: bool,
     malformed: bool,
     /// The header list's size (names, values, 32 per field).
-    pub size: usize,
+    size: usize,
+    /// The most `size` may reach: past it fields are only counted, not kept (a small block
+    /// can name a large table entry many times over).
+    limit: usize,
 }
 
 impl HeadBuilder {
-    /// An empty head; `reserve` is room for fields the router adds later.
-    pub fn new(reserve: usize) -> HeadBuilder {
+    /// An empty head of at most `limit` bytes; `reserve` is room for fields the router adds
+    /// later.
+    pub fn new(limit: usize, reserve: usize) -> HeadBuilder {
         HeadBuilder {
             method: None,
             scheme: None,
@@ -40,12 +44,21 @@ impl HeadBuilder {
             regular_seen: false,
             malformed: false,
             size: 0,
+            limit,
         }
+    }
+
+    /// True when the header list went over its limit (431 for a request).
+    pub fn too_large(&self) -> bool {
+        self.size > self.limit
     }
 
     /// Adds one field of a request head.
     pub fn push(&mut self, field: Field, size: usize) {
-        self.size += size;
+        self.size = self.size.saturating_add(size);
+        if self.too_large() {
+            return;
+        }
         match field {
             Field::Pseudo(kind, value) => {
                 let slot = match kind {
@@ -149,14 +162,15 @@ impl HeadBuilder {
         Ok(request)
     }
 
-    /// The fields of a trailer block, or why it is malformed (pseudo-header fields).
+    /// The fields of a trailer block, or why it is malformed (pseudo-header fields, or over
+    /// the limit).
     pub fn finish_trailers(self) -> Result<HeaderMap, Malformed> {
         let pseudo = self.method.is_some()
             || self.scheme.is_some()
             || self.authority.is_some()
             || self.path.is_some()
             || self.protocol;
-        if self.malformed || pseudo {
+        if self.malformed || pseudo || self.too_large() {
             return Err(Malformed);
         }
         let mut headers = self.headers;
@@ -184,7 +198,7 @@ mod tests {
     }
 
     fn build(fields: Vec<Field>) -> Result<Request<()>, Malformed> {
-        let mut head = HeadBuilder::new(0);
+        let mut head = HeadBuilder::new(usize::MAX, 0);
         for field in fields {
             head.push(field, 0);
         }
@@ -271,11 +285,25 @@ mod tests {
     }
 
     #[test]
+    fn fields_past_the_limit_are_counted_not_kept() {
+        let mut head = HeadBuilder::new(1000, 0);
+        for field in get() {
+            head.push(field, 40);
+        }
+        // A field that names a large table entry, many times over.
+        for _ in 0..100_000 {
+            head.push(regular("x-big", "v"), 4000);
+        }
+        assert!(head.too_large());
+        assert!(head.headers.len() <= 1);
+    }
+
+    #[test]
     fn trailers_refuse_pseudo_fields() {
-        let mut head = HeadBuilder::new(0);
+        let mut head = HeadBuilder::new(usize::MAX, 0);
         head.push(regular("grpc-status", "0"), 0);
         assert_eq!(head.finish_trailers().unwrap()["grpc-status"], "0");
-        let mut head = HeadBuilder::new(0);
+        let mut head = HeadBuilder::new(usize::MAX, 0);
         head.push(pseudo(Pseudo::Path, "/"), 0);
         assert!(head.finish_trailers().is_err());
     }
