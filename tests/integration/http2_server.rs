@@ -506,3 +506,48 @@ async fn a_large_tls_h2_response_reaches_a_slow_reader_whole() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_frames_never_panic_the_server() {
+    // Seeded random frames (every type, random flags, streams and payloads, some valid HPACK)
+    // on 2,000 connections; a panic anywhere in the router is counted by the hook.
+    static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        previous(info);
+    }));
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..2000 {
+        let mut socket = raw_h2(router.http).await;
+        let mut bytes = Vec::new();
+        for _ in 0..rng.usize(1..12) {
+            let kind = rng.u8(0..11);
+            let stream = match rng.u8(0..4) {
+                0 => 0,
+                1 => rng.u32(0..20),
+                _ => 1 + 2 * rng.u32(0..5),
+            };
+            let flags = rng.u8(..);
+            let payload: Vec<u8> = match rng.u8(0..3) {
+                0 => get_block(&[]),
+                1 => (0..rng.usize(0..40)).map(|_| rng.u8(..)).collect(),
+                _ => (0..rng.usize(0..8)).map(|_| rng.u8(..)).collect(),
+            };
+            bytes.extend(raw_frame(kind, flags, stream, &payload));
+        }
+        let _ = socket.write_all(&bytes).await;
+        let mut sink = vec![0u8; 65536];
+        let _ = tokio::time::timeout(Duration::from_millis(20), socket.read(&mut sink)).await;
+    }
+    assert_eq!(PANICS.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // And the server still serves.
+    let mut client = small_window_client(router.http).await;
+    let req = Request::get("http://app.test/bytes/5")
+        .body(full(""))
+        .unwrap();
+    let response = client.send_request(req).await.unwrap();
+    assert_eq!(text(response).await.len(), 5);
+}
