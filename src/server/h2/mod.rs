@@ -265,7 +265,13 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 }
                 Poll::Ready(Ok(_)) => self.keepalive.heard(),
                 Poll::Ready(Err(error)) => return Err(error.into()),
-                Poll::Pending => return Ok(progress),
+                Poll::Pending => {
+                    // An idle connection keeps no read buffer (most of its memory otherwise).
+                    if self.read.is_empty() && self.streams.is_empty() {
+                        self.read = BytesMut::new();
+                    }
+                    return Ok(progress);
+                }
             }
         }
     }
