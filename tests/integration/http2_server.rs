@@ -139,6 +139,44 @@ async fn an_answer_before_the_upload_ends_lets_the_client_finish_sending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_uploads_share_the_connection_window() {
+    // 50 uploads of 300 KB at once on one connection: together far past the connection's
+    // 1 MiB window, so they finish only if every read byte's window comes back.
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let client = small_window_client(router.http).await;
+    let mut tasks = Vec::new();
+    for i in 0..50u8 {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let (tx, body) = channel_body();
+            let req = Request::post("http://app.test/upload").body(body).unwrap();
+            let sending = tokio::spawn(async move {
+                let piece = Bytes::from(vec![i; 10_000]);
+                for _ in 0..30 {
+                    tx.send(hyper::body::Frame::data(piece.clone()))
+                        .await
+                        .unwrap();
+                }
+            });
+            let response = client.send_request(req).await.unwrap();
+            sending.await.unwrap();
+            assert_eq!(
+                text(response).await,
+                format!("300000 {}", 300_000 * i as u64),
+                "upload {i}"
+            );
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("uploads finish")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_requests_than_the_stream_limit_all_answered_on_one_connection() {
     let backend = sized_backend().await;
     let router = TestRouter::with_routes(&route("/", &[&backend]));

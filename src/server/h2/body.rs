@@ -11,7 +11,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-/// Bytes read after which the reader wakes the connection to send a WINDOW_UPDATE.
+/// Bytes read after which the reader wakes the connection to send a WINDOW_UPDATE (it also
+/// does whenever it has read everything there was).
 const CREDIT_AFTER: usize = 32 * 1024;
 
 /// The client reset the stream (or the connection ended) before the body was complete.
@@ -155,6 +156,15 @@ impl Body for RequestBody {
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
             inner.reader = Some(cx.waker().clone());
+        }
+        // Caught up: what was read goes back as window now, whatever its size. Streams that
+        // each hold a little unreported window could otherwise use up the connection's window
+        // between them and wait for each other forever.
+        let credit = inner.consumed > 0 && !inner.asked;
+        inner.asked |= credit;
+        drop(inner);
+        if credit {
+            std::task::Wake::wake_by_ref(&queue.stream);
         }
         Poll::Pending
     }

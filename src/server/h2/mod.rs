@@ -371,18 +371,14 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
     /// Forgets stream `id`: its handling and response are dropped (cancelling the upstream
     /// exchange), its unread request body goes back to the connection's window.
     fn remove(&mut self, id: u32) {
-        if let Some(stream) = self.streams.remove(&id)
-            && let Some(recv) = &stream.recv
-        {
-            self.recv_credit += recv.cancel();
+        if let Some(mut stream) = self.streams.remove(&id) {
+            self.recv_credit += stream.cancel_body();
         }
     }
 
     fn cancel_all(&mut self) {
-        for (_, stream) in self.streams.drain() {
-            if let Some(recv) = &stream.recv {
-                recv.cancel();
-            }
+        for (_, mut stream) in self.streams.drain() {
+            stream.cancel_body();
         }
     }
 

@@ -67,6 +67,9 @@ pub struct Stream {
     task: Task,
     /// The request body still arriving (`None` once the client ended its side).
     pub recv: Option<Arc<BodyQueue>>,
+    /// The request body's queue for as long as the stream lives (the proxy may still be
+    /// reading it after the client's last frame): what it reads is window to give back.
+    queue: Option<Arc<BodyQueue>>,
     /// Bytes the client may still send on this stream.
     pub recv_window: i64,
     /// Bytes read by the proxy and not yet given back as window.
@@ -94,6 +97,7 @@ impl Stream {
             waker: Waker::from(wake.clone()),
             wake,
             task: Task::Handling(handling),
+            queue: recv.clone(),
             recv,
             recv_window: windows.0,
             recv_credit: 0,
@@ -104,6 +108,13 @@ impl Stream {
         }
     }
 
+    /// Ends the request body for good; returns the window it still owed (bytes unread, or read
+    /// and not yet taken).
+    pub fn cancel_body(&mut self) -> usize {
+        self.recv = None;
+        self.queue.take().map_or(0, |queue| queue.cancel())
+    }
+
     /// Called before the stream is polled: a wake from now on queues it again.
     pub fn unqueue(&self) {
         self.wake.unqueue();
@@ -111,7 +122,7 @@ impl Stream {
 
     /// Takes what the proxy read of the request body since last time (to give back as window).
     pub fn take_consumed(&mut self) -> usize {
-        self.recv.as_ref().map_or(0, |recv| recv.take_consumed())
+        self.queue.as_ref().map_or(0, |queue| queue.take_consumed())
     }
 
     /// Polls the handling and then the response body, writing what is ready and allowed.
