@@ -177,6 +177,106 @@ async fn fifty_uploads_share_the_connection_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_downloads_share_the_client_window() {
+    // 50 downloads of 200 KB at once into a client whose connection window is 64 KiB: the
+    // router's streams wait for the connection's window in turn, and every one completes.
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let client = small_window_client(router.http).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let size = 200_000 + i;
+            let req = Request::get(format!("http://app.test/bytes/{size}"))
+                .body(full(""))
+                .unwrap();
+            let response = client.send_request(req).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body.len(), size, "download {i}");
+            assert!(body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("downloads finish")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_transfers_leak_no_window() {
+    // 120 uploads and downloads of random sizes on one connection, a third of them dropped
+    // part-way (RST_STREAM). Window owed by a cancelled stream must come back to the
+    // connection: a 3 MB upload on the same connection afterwards still goes through.
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let client = small_window_client(router.http).await;
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let mut client = client.clone();
+        let (upload, size, cancel_after) = (rng.bool(), rng.usize(1..400_000), rng.u64(0..30));
+        let cancel = i % 3 == 0;
+        let transfer = tokio::spawn(async move {
+            if upload {
+                let (tx, body) = channel_body();
+                let req = Request::post("http://app.test/upload").body(body).unwrap();
+                tokio::spawn(async move {
+                    for _ in 0..size / 10_000 {
+                        let piece = Bytes::from(vec![1u8; 10_000]);
+                        if tx.send(hyper::body::Frame::data(piece)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let response = client.send_request(req).await.unwrap();
+                let _ = text(response).await;
+            } else {
+                let req = Request::get(format!("http://app.test/bytes/{size}"))
+                    .body(full(""))
+                    .unwrap();
+                let response = client.send_request(req).await.unwrap();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(body.len(), size);
+            }
+        });
+        if cancel {
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(cancel_after)).await;
+                transfer.abort();
+            }));
+        } else {
+            tasks.push(tokio::spawn(async move { transfer.await.unwrap() }));
+        }
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("transfers finish")
+            .unwrap();
+    }
+    let (tx, body) = channel_body();
+    let req = Request::post("http://app.test/upload").body(body).unwrap();
+    let mut last = client.clone();
+    let response = tokio::spawn(async move { last.send_request(req).await });
+    let sending = async {
+        for _ in 0..300 {
+            tx.send(hyper::body::Frame::data(Bytes::from(vec![2u8; 10_000])))
+                .await
+                .unwrap();
+        }
+        drop(tx);
+    };
+    tokio::time::timeout(Duration::from_secs(10), sending)
+        .await
+        .expect("the connection window is whole");
+    let response = response.await.unwrap().unwrap();
+    assert_eq!(text(response).await, "3000000 6000000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_requests_than_the_stream_limit_all_answered_on_one_connection() {
     let backend = sized_backend().await;
     let router = TestRouter::with_routes(&route("/", &[&backend]));
