@@ -177,6 +177,43 @@ async fn fifty_uploads_share_the_connection_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_to_an_http2_backend_share_the_connection_window() {
+    // The same through hyper's HTTP/2 client to an h2c backend (the body is read by another
+    // task there): 20 uploads of 300 KB at once.
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&format!(
+        "{}protocol = \"http2\"\n",
+        route("/", &[&backend])
+    ));
+    let client = small_window_client(router.http).await;
+    let mut tasks = Vec::new();
+    for i in 0..20u8 {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let (tx, body) = channel_body();
+            let req = Request::post("http://app.test/upload").body(body).unwrap();
+            tokio::spawn(async move {
+                for _ in 0..30 {
+                    let piece = Bytes::from(vec![i; 10_000]);
+                    tx.send(hyper::body::Frame::data(piece)).await.unwrap();
+                }
+            });
+            let response = client.send_request(req).await.unwrap();
+            assert_eq!(
+                text(response).await,
+                format!("300000 {}", 300_000 * i as u64)
+            );
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("uploads finish")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_downloads_share_the_client_window() {
     // 50 downloads of 200 KB at once into a client whose connection window is 64 KiB: the
     // router's streams wait for the connection's window in turn, and every one completes.
