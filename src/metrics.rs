@@ -20,6 +20,9 @@ pub struct Metrics {
     retries: AtomicU64,
     retries_denied: AtomicU64,
     fail_open: AtomicU64,
+    http2_refused: AtomicU64,
+    http2_client_resets: AtomicU64,
+    http2_connection_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -42,6 +45,21 @@ impl Metrics {
     /// Counts a pick that took an unhealthy endpoint because no healthy one was left.
     pub fn pool_failed_open(&self) {
         self.fail_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP/2 stream refused over the concurrent-stream limit.
+    pub fn http2_stream_refused(&self) {
+        self.http2_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP/2 stream the client reset before its response was complete.
+    pub fn http2_client_reset(&self) {
+        self.http2_client_resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP/2 connection closed for a protocol error (a GOAWAY with an error code).
+    pub fn http2_connection_error(&self) {
+        self.http2_connection_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a new connection to a backend.
@@ -78,7 +96,7 @@ impl Metrics {
         };
         let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-        let single: [(&str, &str, &str, String); 9] = [
+        let single: [(&str, &str, &str, String); 12] = [
             (
                 "switchyard_upstream_connections_opened_total",
                 "counter",
@@ -114,6 +132,24 @@ impl Metrics {
                 "counter",
                 "Picks that took an unhealthy endpoint because the pool had no healthy one.",
                 load(&self.fail_open),
+            ),
+            (
+                "switchyard_http2_streams_refused_total",
+                "counter",
+                "HTTP/2 streams refused (REFUSED_STREAM) over the concurrent-stream limit.",
+                load(&self.http2_refused),
+            ),
+            (
+                "switchyard_http2_client_resets_total",
+                "counter",
+                "HTTP/2 streams the client reset before their response was complete.",
+                load(&self.http2_client_resets),
+            ),
+            (
+                "switchyard_http2_connection_errors_total",
+                "counter",
+                "HTTP/2 connections closed for a protocol error (GOAWAY with an error code).",
+                load(&self.http2_connection_errors),
             ),
             (
                 "switchyard_client_connections",

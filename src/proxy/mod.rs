@@ -80,6 +80,11 @@ impl Proxy {
         }
     }
 
+    /// The router-wide counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The upstream client (for pool maintenance).
     pub fn upstream(&self) -> &Upstream {
         &self.upstream

@@ -413,9 +413,14 @@ fn raw_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 /// A GET for `/bytes/1` on `app.test` as an HPACK block (static indexes and raw literals).
 fn get_block(extra: &[u8]) -> Vec<u8> {
+    block_for("/bytes/1", extra)
+}
+
+/// A GET for `path` on `app.test`, then the fields in `extra`, as an HPACK block.
+fn block_for(path: &str, extra: &[u8]) -> Vec<u8> {
     let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
-    block.extend_from_slice(&[0x04, 8]); // :path, literal without indexing
-    block.extend_from_slice(b"/bytes/1");
+    block.extend_from_slice(&[0x04, path.len() as u8]); // :path, literal without indexing
+    block.extend_from_slice(path.as_bytes());
     block.extend_from_slice(&[0x01, 8]); // :authority
     block.extend_from_slice(b"app.test");
     block.extend_from_slice(extra);
@@ -509,6 +514,34 @@ async fn broken_clients_get_goaway_with_the_right_code() {
         .unwrap();
     let (_, payload) = read_until(&mut socket, &[kind::GOAWAY]).await.unwrap();
     assert_eq!(error_code(&payload, 4), 0x1);
+    let errors = metric(router.admin, "switchyard_http2_connection_errors_total").await;
+    assert_eq!(errors, 6.0, "each connection error is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_over_the_limit_are_refused_and_counted() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let mut socket = raw_h2(router.http).await;
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    let mut burst = Vec::new();
+    for i in 0..201u32 {
+        burst.extend(raw_frame(
+            kind::HEADERS,
+            end,
+            2 * i + 1,
+            &block_for("/slow", &[]),
+        ));
+    }
+    socket.write_all(&burst).await.unwrap();
+    let (head, payload) = read_until(&mut socket, &[kind::RST_STREAM]).await.unwrap();
+    assert_eq!(
+        (head.stream, error_code(&payload, 0)),
+        (401, 0x7),
+        "REFUSED_STREAM"
+    );
+    let refused = metric(router.admin, "switchyard_http2_streams_refused_total").await;
+    assert_eq!(refused, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,6 +634,8 @@ async fn oversized_heads_get_431_and_rapid_resets_get_enhance_your_calm() {
     let _ = socket.write_all(&burst).await;
     let (_, payload) = read_until(&mut socket, &[kind::GOAWAY]).await.unwrap();
     assert_eq!(error_code(&payload, 4), 0xb, "ENHANCE_YOUR_CALM");
+    let resets = metric(router.admin, "switchyard_http2_client_resets_total").await;
+    assert!(resets > 500.0, "{resets}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

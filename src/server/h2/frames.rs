@@ -189,6 +189,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         self.check_not_idle(head.stream)?;
         if self.streams.contains_key(&head.stream) {
             self.remove(head.stream);
+            self.ctx.proxy.metrics().http2_client_reset();
             let (since, count) = &mut self.resets;
             if since.elapsed() > RESET_PERIOD {
                 *since = Instant::now();

@@ -393,6 +393,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         if let ConnError::Protocol { reason, .. } = &error {
             let reason = *reason;
             self.go_away(reason);
+            if reason != Reason::NoError {
+                self.ctx.proxy.metrics().http2_connection_error();
+            }
         }
         self.cancel_all();
         self.error = Some(error);

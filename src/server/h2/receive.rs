@@ -173,6 +173,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         }
         if self.streams.len() >= MAX_CONCURRENT_STREAMS {
             frame::rst_stream(self.out.buf(), id, Reason::RefusedStream);
+            self.ctx.proxy.metrics().http2_stream_refused();
             return Ok(());
         }
         // A header list over the limit is answered 431 (what was kept of it is incomplete).
