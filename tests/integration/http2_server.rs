@@ -519,6 +519,41 @@ async fn broken_clients_get_goaway_with_the_right_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
+    let backend = sized_backend().await;
+    let router = TestRouter::with_routes(&route("/", &[&backend]));
+    let mut socket = raw_h2(router.http).await;
+    // `expect` is static entry 35: literal without indexing, 4-bit index 15 + 20.
+    let mut expect = vec![0x0f, 20, 12];
+    expect.extend_from_slice(b"100-continue");
+    let mut block = block_for("/upload", &expect);
+    block[0] = 0x83; // :method POST
+    socket
+        .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let (head, payload) = read_until(&mut socket, &[kind::HEADERS, kind::GOAWAY])
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.kind, head.flags & flag::END_STREAM),
+        (kind::HEADERS, 0)
+    );
+    assert_eq!(&payload[..5], &[0x08, 3, b'1', b'0', b'0'], ":status 100");
+    socket
+        .write_all(&raw_frame(kind::DATA, flag::END_STREAM, 1, b"abc"))
+        .await
+        .unwrap();
+    let (_, payload) = read_until(&mut socket, &[kind::HEADERS]).await.unwrap();
+    assert_eq!(payload[0], 0x88, ":status 200");
+    let (_, body) = read_until(&mut socket, &[kind::DATA]).await.unwrap();
+    assert_eq!(
+        body,
+        format!("3 {}", b'a' as u64 + b'b' as u64 + b'c' as u64).as_bytes()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_over_the_limit_are_refused_and_counted() {
     let backend = sized_backend().await;
     let router = TestRouter::with_routes(&route("/", &[&backend]));

@@ -38,15 +38,28 @@ struct Inner {
     consumed: usize,
     asked: bool,
     reader: Option<Waker>,
+    /// The client expects `100 Continue`; due once the body is first read.
+    continue_wanted: bool,
+    continue_due: bool,
 }
 
 impl BodyQueue {
-    /// A queue for the stream `stream` wakes.
-    pub fn new(stream: Arc<StreamWaker>) -> Arc<BodyQueue> {
+    /// A queue for the stream `stream` wakes; `expects_continue` when the client sent
+    /// `Expect: 100-continue` (it waits for a `100` before sending the body).
+    pub fn new(stream: Arc<StreamWaker>, expects_continue: bool) -> Arc<BodyQueue> {
+        let inner = Inner {
+            continue_wanted: expects_continue,
+            ..Inner::default()
+        };
         Arc::new(BodyQueue {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(inner),
             stream,
         })
+    }
+
+    /// True once: when the client is waiting for `100 Continue` and the body is being read.
+    pub fn take_continue(&self) -> bool {
+        std::mem::take(&mut self.lock().continue_due)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -132,6 +145,11 @@ impl Body for RequestBody {
         let mut inner = queue.lock();
         if inner.cancelled {
             return Poll::Ready(Some(Err(BodyCancelled)));
+        }
+        if std::mem::take(&mut inner.continue_wanted) {
+            // The body is wanted: the client may send it (hyper's servers do the same).
+            inner.continue_due = true;
+            std::task::Wake::wake_by_ref(&queue.stream);
         }
         if let Some(data) = inner.chunks.pop_front() {
             inner.buffered -= data.len();

@@ -331,6 +331,7 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         let consumed = stream.take_consumed();
         self.recv_credit += consumed;
         stream.recv_credit += consumed;
+        stream.answer_continue(id, &mut self.out, &mut self.peer);
         let progress = stream.poll(id, &mut self.out, &mut self.peer);
         match progress {
             Progress::Waiting => {}

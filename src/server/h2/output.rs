@@ -83,7 +83,8 @@ impl Output {
                 encoder::field(name, value, &mut self.buf);
             }
         }
-        if status.is_some() && !fields.contains_key(header::DATE) {
+        let final_head = status.is_some_and(|status| !status.is_informational());
+        if final_head && !fields.contains_key(header::DATE) {
             encoder::field(&header::DATE, &crate::http1::date::now(), &mut self.buf);
         }
         let len = self.buf.len() - start - frame::HEADER_LEN;

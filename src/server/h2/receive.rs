@@ -205,10 +205,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             return Ok(());
         }
         let wake = StreamWaker::new(id, &self.ready);
+        let expects_continue = request.as_ref().is_some_and(|r| {
+            r.headers()
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        });
         let (body, recv) = match end_stream {
             true => (ProxyBody::Empty, None),
             false => {
-                let queue = BodyQueue::new(wake.clone());
+                let queue = BodyQueue::new(wake.clone(), expects_continue);
                 let body = ProxyBody::Http2(RequestBody::new(queue.clone(), length));
                 (body, Some(queue))
             }

@@ -120,6 +120,27 @@ impl Stream {
         self.wake.unqueue();
     }
 
+    /// Writes `100 Continue` if the client waits for it and the proxy started reading the body
+    /// before the response head went out.
+    pub fn answer_continue(&mut self, id: u32, out: &mut Output, peer: &mut Peer) {
+        let due = self
+            .queue
+            .as_ref()
+            .is_some_and(|queue| queue.take_continue());
+        if due && matches!(self.task, Task::Handling(_)) {
+            let update = peer.size_update.take();
+            let none = http::HeaderMap::new();
+            out.headers(
+                id,
+                Some(StatusCode::CONTINUE),
+                &none,
+                false,
+                peer.max_frame,
+                update,
+            );
+        }
+    }
+
     /// Takes what the proxy read of the request body since last time (to give back as window).
     pub fn take_consumed(&mut self) -> usize {
         self.queue.as_ref().map_or(0, |queue| queue.take_consumed())
