@@ -238,11 +238,15 @@ async fn serve_http2<I>(io: I, state: Arc<ConnState>, client: Arc<ClientConn>, c
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    // The server sends its GOAWAY by itself once the router is stopping.
+    // The server sends its GOAWAY by itself once the router is stopping, or once `drive`
+    // marks it for parking: an idle connection goes away (GOAWAY, then close) just before the
+    // idle timeout would cut it, so a request racing the close is known to be unprocessed.
     let conn = Box::pin(h2::serve(io, &state, &client, ctx));
+    let idle = ctx.settings.idle_timeout;
+    let go_away_after = idle.saturating_sub((idle / 10).min(Duration::from_secs(1)));
     if let Driven::Ended {
         output: Err(error), ..
-    } = drive(conn, |_| {}, &state, ctx, None).await
+    } = drive(conn, |_| {}, &state, ctx, Some(go_away_after)).await
     {
         tracing::debug!(%error, "HTTP/2 client connection ended with an error");
     }

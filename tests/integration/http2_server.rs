@@ -796,3 +796,31 @@ async fn random_frames_never_panic_the_server() {
     let response = client.send_request(req).await.unwrap();
     assert_eq!(text(response).await.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_sent_goaway_before_it_closes() {
+    let backend = sized_backend().await;
+    let router = TestRouter::start(&format!(
+        "{BASE}idle_timeout = \"500ms\"\n{}",
+        route("/", &[&backend])
+    ));
+    let mut socket = raw_h2(router.http).await;
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    socket
+        .write_all(&raw_frame(kind::HEADERS, end, 1, &get_block(&[])))
+        .await
+        .unwrap();
+    let (head, _) = read_until(&mut socket, &[kind::HEADERS]).await.unwrap();
+    assert_eq!(head.stream, 1);
+    let started = std::time::Instant::now();
+    let (_, payload) = read_until(&mut socket, &[kind::GOAWAY])
+        .await
+        .expect("GOAWAY before the close");
+    assert_eq!((error_code(&payload, 0), error_code(&payload, 4)), (1, 0));
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut rest)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed after the GOAWAY"
+    );
+}

@@ -196,7 +196,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnError>> {
         self.ready.start_polling(cx.waker());
         for _ in 0..ROUNDS {
-            if self.goaway.is_none() && self.ctx.lifecycle.is_stopping() {
+            // Stopping, or idle long enough (`drive` marks the connection for parking).
+            let leaving = self.ctx.lifecycle.is_stopping() || self.state.is_parking();
+            if self.goaway.is_none() && leaving {
                 self.go_away(Reason::NoError);
             }
             let mut busy = false;
