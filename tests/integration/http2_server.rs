@@ -54,6 +54,45 @@ async fn small_window_client(
     sender
 }
 
+/// Awaits every task, each within 30 s.
+async fn finish_all(tasks: Vec<tokio::task::JoinHandle<()>>, what: &str) {
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .unwrap_or_else(|_| panic!("{what} finish"))
+            .unwrap();
+    }
+}
+
+/// `count` uploads of 300 KB at once on `client`'s connection, upload `i` made of bytes of
+/// value `i` in 10 KB pieces; each answer checked against the byte count and sum.
+async fn concurrent_uploads(client: &hyper::client::conn::http2::SendRequest<TestBody>, count: u8) {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let (tx, body) = channel_body();
+            let req = Request::post("http://app.test/upload").body(body).unwrap();
+            let sending = tokio::spawn(async move {
+                let piece = Bytes::from(vec![i; 10_000]);
+                for _ in 0..30 {
+                    tx.send(hyper::body::Frame::data(piece.clone()))
+                        .await
+                        .unwrap();
+                }
+            });
+            let response = client.send_request(req).await.unwrap();
+            sending.await.unwrap();
+            assert_eq!(
+                text(response).await,
+                format!("300000 {}", 300_000 * i as u64),
+                "upload {i}"
+            );
+        }));
+    }
+    finish_all(tasks, "uploads").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_both_ways_on_one_connection_under_small_windows() {
     let backend = sized_backend().await;
@@ -90,12 +129,7 @@ async fn large_bodies_both_ways_on_one_connection_under_small_windows() {
             assert_eq!(text(response).await, format!("{n} {}", n * 3), "upload {i}");
         }));
     }
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("transfers finish")
-            .unwrap();
-    }
+    finish_all(tasks, "transfers").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,35 +179,7 @@ async fn fifty_uploads_share_the_connection_window() {
     let backend = sized_backend().await;
     let router = TestRouter::with_routes(&route("/", &[&backend]));
     let client = small_window_client(router.http).await;
-    let mut tasks = Vec::new();
-    for i in 0..50u8 {
-        let mut client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let (tx, body) = channel_body();
-            let req = Request::post("http://app.test/upload").body(body).unwrap();
-            let sending = tokio::spawn(async move {
-                let piece = Bytes::from(vec![i; 10_000]);
-                for _ in 0..30 {
-                    tx.send(hyper::body::Frame::data(piece.clone()))
-                        .await
-                        .unwrap();
-                }
-            });
-            let response = client.send_request(req).await.unwrap();
-            sending.await.unwrap();
-            assert_eq!(
-                text(response).await,
-                format!("300000 {}", 300_000 * i as u64),
-                "upload {i}"
-            );
-        }));
-    }
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("uploads finish")
-            .unwrap();
-    }
+    concurrent_uploads(&client, 50).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,31 +192,7 @@ async fn uploads_to_an_http2_backend_share_the_connection_window() {
         route("/", &[&backend])
     ));
     let client = small_window_client(router.http).await;
-    let mut tasks = Vec::new();
-    for i in 0..20u8 {
-        let mut client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let (tx, body) = channel_body();
-            let req = Request::post("http://app.test/upload").body(body).unwrap();
-            tokio::spawn(async move {
-                for _ in 0..30 {
-                    let piece = Bytes::from(vec![i; 10_000]);
-                    tx.send(hyper::body::Frame::data(piece)).await.unwrap();
-                }
-            });
-            let response = client.send_request(req).await.unwrap();
-            assert_eq!(
-                text(response).await,
-                format!("300000 {}", 300_000 * i as u64)
-            );
-        }));
-    }
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("uploads finish")
-            .unwrap();
-    }
+    concurrent_uploads(&client, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,12 +216,7 @@ async fn fifty_downloads_share_the_client_window() {
             assert!(body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
         }));
     }
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("downloads finish")
-            .unwrap();
-    }
+    finish_all(tasks, "downloads").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,12 +265,7 @@ async fn cancelled_transfers_leak_no_window() {
             tasks.push(tokio::spawn(async move { transfer.await.unwrap() }));
         }
     }
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("transfers finish")
-            .unwrap();
-    }
+    finish_all(tasks, "transfers").await;
     let (tx, body) = channel_body();
     let req = Request::post("http://app.test/upload").body(body).unwrap();
     let mut last = client.clone();
