@@ -152,6 +152,12 @@ pub fn rst_stream(dst: &mut BytesMut, stream: u32, reason: Reason) {
     dst.put_u32(reason as u32);
 }
 
+/// Writes a PING frame (`flags`: [`flag::ACK`] for an answer).
+pub fn ping(dst: &mut BytesMut, flags: u8, payload: &[u8; 8]) {
+    head(dst, 8, kind::PING, flags, 0);
+    dst.put_slice(payload);
+}
+
 /// Writes a GOAWAY frame.
 pub fn goaway(dst: &mut BytesMut, last_stream: u32, reason: Reason) {
     head(dst, 8, kind::GOAWAY, 0, 0);

@@ -126,12 +126,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         if head.stream != 0 {
             return Err(protocol(Reason::ProtocolError, "PING on a stream"));
         }
-        if head.len != 8 {
+        let Ok(payload) = <[u8; 8]>::try_from(&payload[..]) else {
             return Err(protocol(Reason::FrameSizeError, "PING of the wrong size"));
-        }
+        };
         if !head.has(flag::ACK) {
-            frame::head(self.out.buf(), 8, kind::PING, flag::ACK, 0);
-            self.out.buf().extend_from_slice(&payload);
+            frame::ping(self.out.buf(), flag::ACK, &payload);
         }
         Ok(())
     }

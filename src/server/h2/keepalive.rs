@@ -2,7 +2,7 @@
 //! dropped if it stays silent for another.
 
 use super::{ConnError, Connection, protocol};
-use crate::http2::frame::{self, Reason, kind};
+use crate::http2::frame::{self, Reason};
 use std::pin::Pin;
 use std::task::Context;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -60,8 +60,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             ));
         } else {
             keepalive.pinged = true;
-            frame::head(self.out.buf(), 8, kind::PING, 0, 0);
-            self.out.buf().extend_from_slice(b"keepaliv");
+            frame::ping(self.out.buf(), 0, b"keepaliv");
         }
         keepalive.heard = false;
         timer.as_mut().reset(tokio::time::Instant::now() + period);

@@ -286,10 +286,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                 recv.end(Some(trailers));
                 self.again.push(id);
             }
-            _ => {
-                self.recv_credit += recv.cancel();
-                self.reset(id, Reason::ProtocolError);
-            }
+            // Resetting cancels the body and credits what it owed (`remove`).
+            _ => self.reset(id, Reason::ProtocolError),
         }
     }
 }

@@ -35,6 +35,22 @@ pub struct Peer {
     pub table_size: usize,
 }
 
+impl Peer {
+    /// Writes a header block as this client takes it (its frame size, a pending table size
+    /// update first).
+    fn headers(
+        &mut self,
+        out: &mut Output,
+        id: u32,
+        status: Option<StatusCode>,
+        fields: &http::HeaderMap,
+        end: bool,
+    ) {
+        let update = self.size_update.take();
+        out.headers(id, status, fields, end, self.max_frame, update);
+    }
+}
+
 /// Where a stream's response stands after being polled.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -128,16 +144,8 @@ impl Stream {
             .as_ref()
             .is_some_and(|queue| queue.take_continue());
         if due && matches!(self.task, Task::Handling(_)) {
-            let update = peer.size_update.take();
             let none = http::HeaderMap::new();
-            out.headers(
-                id,
-                Some(StatusCode::CONTINUE),
-                &none,
-                false,
-                peer.max_frame,
-                update,
-            );
+            peer.headers(out, id, Some(StatusCode::CONTINUE), &none, false);
         }
     }
 
@@ -172,15 +180,7 @@ impl Stream {
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
         );
         let end = self.head_only || bodiless || body.is_end_stream();
-        let update = peer.size_update.take();
-        out.headers(
-            id,
-            Some(parts.status),
-            &parts.headers,
-            end,
-            peer.max_frame,
-            update,
-        );
+        peer.headers(out, id, Some(parts.status), &parts.headers, end);
         crate::http1::fields::recycle(parts.headers);
         self.task = if end {
             Task::Done
@@ -238,8 +238,7 @@ impl Stream {
                     Ok(data) => *pending = Some((data, body.is_end_stream())),
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
-                            let update = peer.size_update.take();
-                            out.headers(id, None, &trailers, true, peer.max_frame, update);
+                            peer.headers(out, id, None, &trailers, true);
                             self.task = Task::Done;
                             return Progress::Done;
                         }
