@@ -91,8 +91,8 @@ impl Proxy {
     }
 
     /// Handles one client request; never fails: errors become router responses. The body is
-    /// hyper's (`ProxyBody::Incoming`) or, from the hand-written HTTP/1.1 server, already in
-    /// memory (`Empty`, `Full`).
+    /// hyper's (`ProxyBody::Incoming`), the HTTP/2 server's (`ProxyBody::Http2`) or, from the
+    /// hand-written HTTP/1.1 server, already in memory (`Empty`, `Full`).
     pub async fn handle(
         &self,
         req: Request<ProxyBody>,

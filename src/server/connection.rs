@@ -152,31 +152,18 @@ async fn sniff_http2(stream: &TcpStream, limit: Duration) -> Option<bool> {
     }
 }
 
-/// What hyper serves on a client connection: every request to the proxy, never an error.
-trait ProxyService:
-    hyper::service::Service<
-        http::Request<hyper::body::Incoming>,
-        Response = http::Response<crate::body::ProxyBody>,
-        Error = Infallible,
-    > + Clone
-{
-}
-
-impl<S> ProxyService for S where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::body::ProxyBody>,
-            Error = Infallible,
-        > + Clone
-{
-}
-
-/// The per-connection service: each request goes to the proxy, counted as in flight.
+/// The per-connection service hyper's HTTP/1.1 server calls: each request goes to the proxy,
+/// counted as in flight; never an error.
 fn service(
     state: &Arc<ConnState>,
     client: &Arc<ClientConn>,
     ctx: &ConnContext,
-) -> impl ProxyService<Future: Send + 'static> + use<> {
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::body::ProxyBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + use<> {
     let (state, client, proxy) = (state.clone(), client.clone(), ctx.proxy.clone());
     service_fn(move |req| {
         let proxy = proxy.clone();
