@@ -1,10 +1,11 @@
 //! What the connection writes: frames gathered into one buffer, with large DATA payloads queued
 //! beside it as they are (not copied), and written with vectored writes.
 
+use crate::http2::connection_specific;
 use crate::http2::frame::{self, flag, kind};
 use crate::http2::hpack::encoder;
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -170,15 +171,6 @@ impl Output {
             }
         }
     }
-}
-
-/// Fields HTTP/2 does not carry (RFC 9113 section 8.2.2).
-fn connection_specific(name: &HeaderName) -> bool {
-    matches!(
-        *name,
-        header::CONNECTION | header::TRANSFER_ENCODING | header::UPGRADE
-    ) || name == "keep-alive"
-        || name == "proxy-connection"
 }
 
 #[cfg(test)]

@@ -85,12 +85,7 @@ impl HeadBuilder {
                 match name {
                     header::COOKIE => self.cookies.push(value),
                     header::TE if value != "trailers" => self.malformed = true,
-                    header::CONNECTION | header::TRANSFER_ENCODING | header::UPGRADE => {
-                        self.malformed = true
-                    }
-                    _ if name == "keep-alive" || name == "proxy-connection" => {
-                        self.malformed = true
-                    }
+                    _ if crate::http2::connection_specific(&name) => self.malformed = true,
                     _ => {
                         self.headers.append(name, value);
                     }
