@@ -142,6 +142,7 @@ backends = ["{host}:{b1}", "{host}:{b2}"]
 """
 
 STARTED = []  # (Popen) we started, stopped by PID
+BACKENDS = []  # PIDs of the backend nginx processes (master and worker), for their CPU time
 
 
 def log(msg):
@@ -214,16 +215,18 @@ def wait_port(port, limit=15):
     return False
 
 
-def cpu_ticks(pids):
-    total = 0
+def cpu_split(pids):
+    """(user, system) clock ticks used so far by `pids`."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError):
             pass
-    return total
+    return user, system
 
 
 def status_kib(pids, field):
@@ -332,6 +335,8 @@ def start_backends(run):
         procs.append(start(f"backend-{port}", "0", ["nginx", "-p", run, "-e", os.path.join(run, f"b{port}.err"), "-c", conf], run))
         if not wait_port(port):
             raise RuntimeError(f"backend {port} did not start")
+    time.sleep(0.3)  # the worker process
+    BACKENDS[:] = [pid for proc in procs for pid in tree_pids(proc.pid)]
     return procs
 
 
@@ -392,16 +397,20 @@ def measure(peer, scenario, args, run, binary):
         sampler = threading.Timer(1.0, lambda: samples.update(before=upstream_counters()))
         if peer == "switchyard":
             sampler.start()
-        t0 = cpu_ticks(pids)
+        t0, b0 = cpu_split(pids), cpu_split(BACKENDS)
         text = run_load(argv, args.duration + 30)
         sampler.cancel()
         if sampler.is_alive():
             sampler.join()
         before = samples.get("before")
-        t1 = cpu_ticks(tree_pids(proc.pid))
+        t1, b1 = cpu_split(tree_pids(proc.pid)), cpu_split(BACKENDS)
         result = parse_wrk(text) if argv[0] == "wrk" else parse_h2load(text)
-        ticks = os.sysconf("SC_CLK_TCK")
-        result["cpu_us_per_req"] = (t1 - t0) / ticks * 1e6 / max(result["requests"], 1)
+        per_req = 1e6 / os.sysconf("SC_CLK_TCK") / max(result["requests"], 1)
+        result["user_us_per_req"] = (t1[0] - t0[0]) * per_req
+        result["sys_us_per_req"] = (t1[1] - t0[1]) * per_req
+        result["cpu_us_per_req"] = result["user_us_per_req"] + result["sys_us_per_req"]
+        # The backends share CPU 0 with a 1-worker proxy: req/s there is bounded by the sum.
+        result["backend_us_per_req"] = (sum(b1) - sum(b0)) * per_req
         result["rss_mib"] = status_kib(tree_pids(proc.pid), "VmHWM") / 1024
         after = upstream_counters() if before else None
         if before and after and after[1] > before[1]:
@@ -450,8 +459,9 @@ def combine(rounds, peers, scenarios):
 
 
 def table(results, peers, scenarios):
-    lines = ["| scenario | peer | req/s | vs best peer | p50 ms | p99 ms | CPU µs/req | vs best peer | RSS MiB | errors |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scenario | peer | req/s | vs best peer | p50 ms | p99 ms | CPU µs/req (user+sys) | vs best peer "
+             "| backends µs/req | RSS MiB | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for sc in scenarios:
         rows = {p: results.get(sc, {}).get(p) for p in peers}
         others = [r for p, r in rows.items() if p != "switchyard" and r and "error" not in r]
@@ -460,12 +470,12 @@ def table(results, peers, scenarios):
             if not r:
                 continue
             if "error" in r:
-                lines.append(f"| {sc} | {p} | failed: {r['error'][:60]} | | | | | | | |")
+                lines.append(f"| {sc} | {p} | failed: {r['error'][:60]} | | | | | | | | |")
                 continue
             if sc == "idle-10k":
                 best = min((o["rss_mib"] for o in others), default=None)
                 ratio = f"{r['rss_mib'] / best:.2f}x RSS" if best and p == "switchyard" else ""
-                lines.append(f"| {sc} | {p} | {int(r['connections'])} conns | {ratio} | | | | | {r['rss_mib']:.1f} | {r['errors']} |")
+                lines.append(f"| {sc} | {p} | {int(r['connections'])} conns | {ratio} | | | | | | {r['rss_mib']:.1f} | {r['errors']} |")
                 continue
             best_rps = max((o["rps"] for o in others), default=None)
             best_cpu = min((o["cpu_us_per_req"] for o in others), default=None)
@@ -477,8 +487,12 @@ def table(results, peers, scenarios):
             if r.get("rounds", 1) > 1:
                 low, high = r["rps_range"]
                 rps += f" ({low / 1000:.1f}k-{high / 1000:.1f}k)"
+            cpu = f"{r['cpu_us_per_req']:.1f}"
+            if r.get("user_us_per_req") is not None:
+                cpu += f" ({r['user_us_per_req']:.1f}+{r['sys_us_per_req']:.1f})"
+            backends = f"{r['backend_us_per_req']:.1f}" if r.get("backend_us_per_req") is not None else "-"
             lines.append(f"| {sc} | {p} | {rps} | {rps_ratio} | {r['p50_ms']:.2f} | {p99} | "
-                         f"{r['cpu_us_per_req']:.1f} | {cpu_ratio} | {r['rss_mib']:.1f} | {r['errors']} |")
+                         f"{cpu} | {cpu_ratio} | {backends} | {r['rss_mib']:.1f} | {r['errors']} |")
     reuse = [f"{sc} {results[sc]['switchyard']['upstream_reuse']:.5f}" for sc in scenarios
              if results.get(sc, {}).get("switchyard", {}).get("upstream_reuse") is not None]
     if reuse:
@@ -582,7 +596,9 @@ def main():
     header = (f"Run {stamp} on {machine}; {rounds_note}{args.duration}s per row after {args.warmup}s warm-up; "
               f"load generator on CPU 1, backends and 1-worker proxies on CPU 0, 2 workers on CPUs 0,1.\n"
               f"`vs best peer`: switchyard's req/s ÷ the best of the others (higher is better) and its "
-              f"CPU µs/req ÷ the lowest of the others (lower is better). h2 rows: p50 column = mean latency.\n")
+              f"CPU µs/req ÷ the lowest of the others (lower is better). h2 rows: p50 column = mean latency. "
+              f"`backends µs/req`: CPU time of the two backends per request (they share CPU 0 with a "
+              f"1-worker proxy, so its req/s is bounded by the sum of the two CPU columns).\n")
     md = header + "\n" + table(results, peers, scenarios) + "\n"
     print(md)
     with open(os.path.join(out_dir, "table.md"), "w") as f:
