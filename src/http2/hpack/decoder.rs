@@ -148,7 +148,7 @@ impl Decoder {
                 };
                 let size = field_size(name_len, value_len);
                 if indexing {
-                    self.insert(field.clone(), name_len, size);
+                    self.insert(detached(&field), name_len, size);
                 }
                 each(field, size);
             }
@@ -219,6 +219,23 @@ impl Decoder {
             self.scratch = Vec::new();
         }
         Ok(decoded)
+    }
+}
+
+/// `field` with its value copied out of the header block. A table entry that sliced the block
+/// would keep the whole read buffer the block arrived in alive for as long as the entry lives:
+/// a connection's first request pinned a 16 KiB buffer, and a client adding a new entry in
+/// each request could pin one buffer per entry.
+fn detached(field: &Field) -> Field {
+    match field {
+        Field::Pseudo(kind, value) => Field::Pseudo(*kind, Bytes::copy_from_slice(value)),
+        Field::Header(name, value) => {
+            match HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes())) {
+                Ok(value) => Field::Header(name.clone(), value),
+                Err(_) => Field::Invalid,
+            }
+        }
+        Field::Invalid => Field::Invalid,
     }
 }
 
@@ -293,6 +310,24 @@ mod tests {
         list.iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn table_entries_do_not_borrow_the_block() {
+        // Literal with incremental indexing, new name, raw strings: "x-a: one".
+        let block = hex("40 03 782d61 03 6f6e65  41 09 6c6f63616c686f7374");
+        let mut decoder = Decoder::new(4096);
+        decoder.decode(&block, |_, _| {}).unwrap();
+        let range = block.as_ptr() as usize..block.as_ptr() as usize + block.len();
+        assert_eq!(decoder.table.len(), 2);
+        for entry in &decoder.table {
+            let value = match &entry.field {
+                Field::Pseudo(_, value) => value.as_ptr(),
+                Field::Header(_, value) => value.as_bytes().as_ptr(),
+                Field::Invalid => panic!("decoded as invalid"),
+            };
+            assert!(!range.contains(&(value as usize)), "entry slices the block");
+        }
     }
 
     #[test]

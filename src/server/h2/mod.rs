@@ -230,6 +230,12 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 return Poll::Ready(self.error.take().map_or(Ok(()), Err));
             }
             if !busy && self.again.is_empty() && self.ready.stop_polling() {
+                // Going to sleep with no stream: an idle connection keeps no read buffer (most
+                // of its memory otherwise; the last stream often ends after the last read).
+                if self.read.is_empty() && self.streams.is_empty() {
+                    self.read = BytesMut::new();
+                    self.streams = FxHashMap::default();
+                }
                 return Poll::Pending;
             }
         }
@@ -267,13 +273,7 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 }
                 Poll::Ready(Ok(_)) => self.keepalive.heard(),
                 Poll::Ready(Err(error)) => return Err(error.into()),
-                Poll::Pending => {
-                    // An idle connection keeps no read buffer (most of its memory otherwise).
-                    if self.read.is_empty() && self.streams.is_empty() {
-                        self.read = BytesMut::new();
-                    }
-                    return Ok(progress);
-                }
+                Poll::Pending => return Ok(progress),
             }
         }
     }
