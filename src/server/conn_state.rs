@@ -127,6 +127,11 @@ impl<T> TrackedIo<T> {
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
         TrackedIo { inner, state }
     }
+
+    /// The wrapped socket.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {

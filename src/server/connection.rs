@@ -1,10 +1,10 @@
 //! Serving one accepted client connection: optional TLS handshake, HTTP/1.1 or HTTP/2 (the
 //! preface, peeked, for plain TCP; ALPN for TLS), header-read and idle timeouts, graceful close
-//! when the router stops, and parking of idle plain-text HTTP/1.1 connections.
+//! when the router stops, and parking of idle HTTP/1.1 connections.
 //!
-//! Parking: an HTTP/1.1 connection that has been quiet for [`PARK_AFTER`] gives its hyper state
-//! (read and write buffers, the per-request future: tens of KB) back, and waits for the next
-//! request with only its socket. hyper serves a duplicate of the socket's descriptor, so ending
+//! Parking: an HTTP/1.1 connection that has been quiet for [`PARK_AFTER`] gives its serving
+//! state (read and write buffers, the per-request future: tens of KB) back, and waits for the
+//! next request with only its socket (and, with TLS, its TLS session). hyper serves a duplicate of the socket's descriptor, so ending
 //! hyper's connection (`graceful_shutdown`, which never shuts the socket down) leaves the
 //! socket itself open.
 
@@ -104,8 +104,10 @@ pub async fn serve(
     Box::pin(serve_tls(stream, acceptor, client, &ctx)).await
 }
 
-/// TLS: handshake within the limit, then HTTP/2 or HTTP/1.1 by ALPN (no parking: the TLS
-/// session state has to stay).
+/// TLS: handshake within the limit, then HTTP/2 or HTTP/1.1 by ALPN. An HTTP/1.1 connection
+/// quiet for [`PARK_AFTER`] between requests is parked: the TLS session stays (it cannot be
+/// handed on like a bare socket), the HTTP/1.1 server's buffers and state go, and the task
+/// waits for the socket to turn readable.
 async fn serve_tls(
     stream: TcpStream,
     acceptor: TlsAcceptor,
@@ -122,12 +124,40 @@ async fn serve_tls(
     };
     let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let state = ConnState::new(http2);
-    let io = TrackedIo::new(stream, state.clone());
+    let mut io = TrackedIo::new(stream, state.clone());
     if http2 {
-        serve_http2(io, state, client, ctx).await
-    } else {
-        serve_http1(io, &state, &client, ctx, None).await;
+        return serve_http2(io, state, client, ctx).await;
     }
+    loop {
+        let served = Box::pin(serve_http1(io, &state, &client, ctx, Some(PARK_AFTER))).await;
+        let Http1End::Parked(Some(back)) = served else {
+            return;
+        };
+        io = back;
+        if !wait_parked(io.get_ref().get_ref().0, &state, ctx).await {
+            return;
+        }
+    }
+}
+
+/// Waits, parked, for `socket` to turn readable: true then (the connection is served again),
+/// false when it is to close instead (idle timeout, the router stopping).
+async fn wait_parked(socket: &TcpStream, state: &ConnState, ctx: &ConnContext) -> bool {
+    // Bytes of a head read while ending would be lost with the server: close rather than
+    // misparse.
+    if state.head_started() || ctx.lifecycle.is_stopping() {
+        return false;
+    }
+    let idle_left = state
+        .time_left(ctx.settings.header_timeout, ctx.settings.idle_timeout)
+        .unwrap_or(ctx.settings.idle_timeout);
+    tokio::select! {
+        ready = socket.readable() => if ready.is_err() { return false },
+        () = tokio::time::sleep(idle_left) => return false,
+        () = ctx.lifecycle.stopping() => return false,
+    }
+    state.set_parking(false);
+    true
 }
 
 /// True when the client opens with the HTTP/2 preface (`PRI `); `None` if it closes or stays
@@ -174,15 +204,24 @@ fn service(
     })
 }
 
+/// How serving an HTTP/1.1 connection ended.
+enum Http1End<I> {
+    /// Closed, or to be closed.
+    Closed,
+    /// Parked: quiet, its serving state let go. The socket comes back when the hand-written
+    /// server parked (hyper's parking leaves only the duplicate descriptor, see [`drive`]).
+    Parked(Option<I>),
+}
+
 /// Serves HTTP/1.1 on `io`: the hand-written server first, hyper (with upgrades) from the first
-/// request it hands off; returns true when the connection ended to park (see [`drive`]).
+/// request it hands off; with `park_after`, a connection quiet that long ends parked.
 async fn serve_http1<I>(
     io: I,
     state: &Arc<ConnState>,
     client: &Arc<ClientConn>,
     ctx: &ConnContext,
     park_after: Option<Duration>,
-) -> bool
+) -> Http1End<I>
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -192,9 +231,19 @@ where
         Driven::Ended {
             output: h1::Served::HandOff(io),
             ..
-        } => serve_hyper_http1(io, state, client, ctx, park_after).await,
-        Driven::Ended { parked, .. } => parked,
-        Driven::TimedOut => false,
+        } => {
+            if serve_hyper_http1(io, state, client, ctx, park_after).await {
+                Http1End::Parked(None)
+            } else {
+                Http1End::Closed
+            }
+        }
+        Driven::Ended {
+            output: h1::Served::Parked(io),
+            ..
+        } => Http1End::Parked(Some(io)),
+        Driven::Ended { parked: true, .. } => Http1End::Parked(None),
+        Driven::Ended { .. } | Driven::TimedOut => Http1End::Closed,
     }
 }
 
@@ -252,25 +301,20 @@ async fn serve_http1_parking(stream: TcpStream, client: Arc<ClientConn>, ctx: &C
         };
         let io = TrackedIo::new(active, state.clone());
         // Boxed: while parked, the task keeps only this loop's state, not room for serving.
-        let parking = Box::pin(serve_http1(io, &state, &client, ctx, Some(PARK_AFTER))).await;
-        // Bytes hyper read while ending would be lost with it: close rather than misparse.
-        if !parking || state.head_started() || ctx.lifecycle.is_stopping() {
+        let served = Box::pin(serve_http1(io, &state, &client, ctx, Some(PARK_AFTER))).await;
+        if !matches!(served, Http1End::Parked(_)) {
             return;
         }
+        // The duplicate descriptor served is closed with `served`; `parked` keeps the socket.
+        drop(served);
         let Ok(waiting) = TcpStream::from_std(parked) else {
             return;
         };
-        let idle_left = state
-            .time_left(ctx.settings.header_timeout, ctx.settings.idle_timeout)
-            .unwrap_or(ctx.settings.idle_timeout);
-        tokio::select! {
-            ready = waiting.readable() => if ready.is_err() { return },
-            () = tokio::time::sleep(idle_left) => return,
-            () = ctx.lifecycle.stopping() => return,
+        if !wait_parked(&waiting, &state, ctx).await {
+            return;
         }
         let Ok(std) = waiting.into_std() else { return };
         parked = std;
-        state.set_parking(false);
     }
 }
 

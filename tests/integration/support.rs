@@ -387,8 +387,15 @@ pub struct KeepAlive(hyper::client::conn::http1::SendRequest<TestBody>);
 impl KeepAlive {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> KeepAlive {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        KeepAlive::over(tokio::net::TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// HTTP/1.1 over an open connection (a TLS stream, for one).
+    pub async fn over<I>(io: I) -> KeepAlive
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .unwrap();
         tokio::spawn(conn);

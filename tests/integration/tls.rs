@@ -6,6 +6,7 @@ use http::{Request, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn two_cert_router(pki: &TestPki, routes: &str) -> TestRouter {
     let a = pki.leaf("a", &["a.test"]);
@@ -66,6 +67,35 @@ async fn https_alpn_h2_and_http1_with_sni_certificates() {
     .await;
     let echo: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen(&echo, "x-forwarded-proto"), ["https"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_tls_connection_serves_its_next_request() {
+    let backend = Backend::echo("b").await;
+    let pki = TestPki::new();
+    let router = two_cert_router(&pki, &route("/", &[&backend]));
+    let roots = switchyard::tls::load_roots(&pki.ca()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(router.https.unwrap())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut client = KeepAlive::over(tls).await;
+    for round in 0..3 {
+        let path = format!("/round/{round}");
+        let answer = client.get("a.test", &path);
+        let answer = tokio::time::timeout(Duration::from_secs(10), answer).await;
+        let echo = json_body(answer.expect("no answer on the parked connection")).await;
+        assert_eq!(echo["uri"], format!("/round/{round}"));
+        assert_eq!(seen(&echo, "x-forwarded-proto"), ["https"]);
+        // Longer than the park threshold: the router drops its HTTP state and keeps the TLS
+        // session, which must still decrypt the next request.
+        tokio::time::sleep(switchyard::server::PARK_AFTER + Duration::from_millis(700)).await;
+    }
 }
 
 /// A TLS backend (HTTP/1.1 and h2 by ALPN) with a certificate for `name`.

@@ -34,8 +34,11 @@ const READ_SIZE: usize = 8 * 1024;
 
 /// How serving ended.
 pub enum Served<I> {
-    /// The connection is done (client left, asked to close, error, parking or stopping).
+    /// The connection is done (client left, asked to close, error, or the router stopping).
     Closed,
+    /// Quiet between requests when the connection was asked to park: the socket, with nothing
+    /// read from it that is not served (the buffers are let go with this server's state).
+    Parked(I),
     /// A request this server does not serve: hyper continues with these bytes first.
     HandOff(Prefixed<I>),
 }
@@ -72,7 +75,11 @@ where
             let idle = buf.is_empty();
             let waiting = idle.then_some((&**state, ctx));
             if !matches!(read(&mut io, &mut buf, waiting).await, Ok(n) if n > 0) {
-                return Served::Closed;
+                return if idle && state.is_parking() && !ctx.lifecycle.is_stopping() {
+                    Served::Parked(io)
+                } else {
+                    Served::Closed
+                };
             }
         };
         let Head {
