@@ -9,6 +9,8 @@ Scenarios (each peer, same pinning, loopback only, every load bounded by count a
   1mib      wrk -c16 on a 1 MiB response, 1 worker
   idle-10k  idle keep-alive client connections (9,000 by default: this machine's hard limit of
             20,000 descriptors and HAProxy's two per connection cap HAProxy there): proxy RSS
+  idle-tls-h1, idle-tls-h2
+            idle TLS connections (3,000 by default), one request each over HTTP/1.1 or h2 (ALPN)
 
 Prints a table with ratios to the best peer, writes results/<stamp>/table.md, results.json and
 chart.svg (and results/latest.* copies for the README). Pinning as ../shared/bench: load
@@ -28,6 +30,7 @@ import shutil
 import signal
 import statistics
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"  # loopback only
 PORTS = {"h1": 8080, "h2c": 8081, "admin": 8082, "tls": 8443, "b1": 9001, "b2": 9002}
-SCENARIOS = ["h1", "h1-w2", "h2c", "tls-h2", "1mib", "idle-10k"]
+SCENARIOS = ["h1", "h1-w2", "h2c", "tls-h2", "1mib", "idle-10k", "idle-tls-h1", "idle-tls-h2"]
 PEERS = ["switchyard", "nginx", "haproxy"]
 ONE_MIB = 1024 * 1024
 
@@ -300,6 +303,51 @@ def idle_connections(port, count):
     return conns, failed
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+# HEADERS on stream 1, END_STREAM | END_HEADERS: GET https :path / (static indexes), :authority literal.
+H2_BLOCK = bytes([0x82, 0x87, 0x84, 0x41, 11]) + b"bench.local"
+H2_GET = bytes([0, 0, len(H2_BLOCK), 1, 5, 0, 0, 0, 1]) + H2_BLOCK
+
+
+def h2_answered(sock):
+    """True once a HEADERS frame for stream 1 arrives (frames before it are skipped)."""
+    data = b""
+    while True:
+        while len(data) >= 9:
+            length = int.from_bytes(data[:3], "big")
+            if data[3] == 1 and int.from_bytes(data[5:9], "big") & 0x7FFFFFFF == 1:
+                return True
+            if len(data) < 9 + length:
+                break
+            data = data[9 + length:]
+        more = sock.recv(65536)
+        if not more:
+            return False
+        data += more
+
+
+def idle_tls_connections(port, count, alpn):
+    """Opens `count` TLS connections speaking `alpn` (http/1.1 or h2), one request each, and
+    holds them open."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols([alpn])
+    request = H2_PREFACE + H2_GET if alpn == "h2" else b"GET / HTTP/1.1\r\nHost: bench.local\r\n\r\n"
+    conns, failed = [], 0
+    for _ in range(count):
+        s = ctx.wrap_socket(socket.create_connection((HOST, port), timeout=10), server_hostname="bench.local")
+        s.sendall(request)
+        conns.append(s)
+    for s in conns:
+        try:
+            ok = h2_answered(s) if alpn == "h2" else s.recv(4096).startswith(b"HTTP/1.1 200")
+            failed += not ok
+        except OSError:
+            failed += 1
+    return conns, failed
+
+
 def upstream_counters():
     """switchyard's (connections opened, requests sent) upstream counters, from `/metrics`."""
     import urllib.request
@@ -373,15 +421,21 @@ def measure(peer, scenario, args, run, binary):
     try:
         pids = tree_pids(proc.pid)
         h2c_port = PORTS["h1"] if peer == "switchyard" else PORTS["h2c"]
-        if scenario == "idle-10k":
+        if scenario.startswith("idle"):
             before = status_kib(pids, "VmRSS")
-            conns, failed = idle_connections(PORTS["h1"], args.idle)
+            if scenario == "idle-10k":
+                count = args.idle
+                conns, failed = idle_connections(PORTS["h1"], count)
+            else:
+                count = args.idle_tls
+                alpn = "h2" if scenario == "idle-tls-h2" else "http/1.1"
+                conns, failed = idle_tls_connections(PORTS["tls"], count, alpn)
             time.sleep(6)  # idle for a while: past any periodic housekeeping (switchyard: 5 s)
             rss = status_kib(tree_pids(proc.pid), "VmRSS")
             for s in conns:
                 s.close()
             return {"rss_mib": rss / 1024, "rss_base_mib": before / 1024, "errors": failed,
-                    "connections": args.idle}
+                    "connections": count}
         if scenario in ("h1", "h1-w2"):
             argv = wrk(f"http://{HOST}:{PORTS['h1']}/", 64, args.duration, args.warmup)
         elif scenario == "1mib":
@@ -472,7 +526,7 @@ def table(results, peers, scenarios):
             if "error" in r:
                 lines.append(f"| {sc} | {p} | failed: {r['error'][:60]} | | | | | | | | |")
                 continue
-            if sc == "idle-10k":
+            if sc.startswith("idle"):
                 best = min((o["rss_mib"] for o in others), default=None)
                 ratio = f"{r['rss_mib'] / best:.2f}x RSS" if best and p == "switchyard" else ""
                 lines.append(f"| {sc} | {p} | {int(r['connections'])} conns | {ratio} | | | | | | {r['rss_mib']:.1f} | {r['errors']} |")
@@ -503,12 +557,12 @@ def table(results, peers, scenarios):
 
 
 def chart(results, peers, scenarios):
-    """Grouped bars: each peer's req/s (or 1/RSS for idle-10k) relative to the best in the scenario."""
+    """Grouped bars: each peer's req/s (or 1/RSS for the idle rows) relative to the best in the scenario."""
     colors = {"switchyard": "#d9480f", "nginx": "#2b8a3e", "haproxy": "#1864ab"}
-    width, height, left, top, bar = 760, 300, 50, 30, 18
+    width, height, left, top, bar = 820, 300, 50, 30, 18
     group = len(peers) * bar + 30
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 95}" font-family="sans-serif" font-size="12">',
-             f'<text x="{left}" y="18" font-weight="bold">Relative throughput (best = 1.0; idle-10k: lower memory = longer bar)</text>']
+             f'<text x="{left}" y="18" font-weight="bold">Relative throughput (best = 1.0; idle rows: lower memory = longer bar)</text>']
     for i in range(0, 11, 2):
         y = top + height - height * i / 10
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y}" y2="{y}" stroke="#ddd"/>')
@@ -518,7 +572,7 @@ def chart(results, peers, scenarios):
         vals = {}
         for p, r in rows.items():
             if r and "error" not in r:
-                vals[p] = 1 / r["rss_mib"] if sc == "idle-10k" else r["rps"]
+                vals[p] = 1 / r["rss_mib"] if sc.startswith("idle") else r["rps"]
         if not vals:
             continue
         best = max(vals.values())
@@ -544,6 +598,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--idle", type=int, default=9000)
+    parser.add_argument("--idle-tls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=1,
                         help="interleaved passes over every scenario and peer; medians are reported")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "switchyard"))
