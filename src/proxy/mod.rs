@@ -1,10 +1,11 @@
 //! The request path, one module per stage:
 //! request id (`request_id`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
 //! (`forwarded`) -> route lookup (`lookup`) -> upstream target (`target`) -> endpoint selection
-//! and attempts (`round_trip`) -> response handling (`response`, `upgrade`); errors map to
-//! responses in `error`.
+//! and attempts (`round_trip`, each within the request's `deadline`) -> response handling
+//! (`response`, `upgrade`); errors map to responses in `error`.
 
 mod client;
+mod deadline;
 mod error;
 mod forwarded;
 mod hop_by_hop;

@@ -5,6 +5,7 @@
 //! attempt is reported to the registry (passive health). Up to `max_attempts`, capped by the
 //! pool size.
 
+use super::deadline::Deadline;
 use super::retry::{self, Replay, RetryBudget};
 use super::{ProxyError, forwarded, target};
 use crate::balance::{self, Attempts, PickError};
@@ -206,12 +207,12 @@ async fn within<F: Future>(
     let Some(deadline) = deadline else {
         return Some(future.await);
     };
-    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+    let mut timer = Deadline::at(deadline);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        timer.as_mut().poll(cx).map(|()| None)
+        timer.poll(cx).map(|()| None)
     })
     .await
 }
