@@ -1,6 +1,7 @@
 //! The one body type the router sends and receives: empty, a fixed message, a client's request
 //! body on its way upstream, or a backend's response body on its way to the client.
 
+use crate::proxy::deadline::Deadline;
 use crate::upstream::{ResponseBody, ResponseLease};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -8,7 +9,7 @@ use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// Error type of [`ProxyBody`].
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -43,7 +44,7 @@ pub struct UpstreamBody {
     inner: ResponseBody,
     lease: Option<ResponseLease>,
     deadline: Option<Instant>,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: Option<Deadline>,
 }
 
 /// The backend did not finish its response body within the request timeout.
@@ -80,10 +81,8 @@ impl UpstreamBody {
         let Some(deadline) = self.deadline else {
             return Poll::Pending;
         };
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        ready!(timer.as_mut().poll(cx));
+        let timer = self.timer.get_or_insert_with(|| Deadline::at(deadline));
+        ready!(timer.poll(cx));
         self.lease = None;
         let limit = deadline.saturating_duration_since(Instant::now());
         Poll::Ready(Box::new(BodyTimeout(limit)))

@@ -1,4 +1,5 @@
-//! The request deadline on a reused timer. A fresh tokio timer is put into the runtime's timer
+//! The request deadline (for the response head, and for a response body that is still
+//! arriving) on a reused timer. A fresh tokio timer is put into the runtime's timer
 //! wheel at its first poll and taken out again when dropped, under the driver's lock: ~450
 //! instructions for every request. A timer kept from an earlier request of this thread is moved
 //! to the later deadline in place (tokio extends a registered timer without touching the
@@ -32,6 +33,7 @@ thread_local! {
 }
 
 /// A timer for one deadline; it goes back to this thread's spares when dropped.
+#[derive(Debug)]
 pub struct Deadline {
     timer: Option<Pin<Box<Sleep>>>,
     runtime: Id,

@@ -5,7 +5,7 @@
 //! (`response`, `upgrade`); errors map to responses in `error`.
 
 mod client;
-mod deadline;
+pub(crate) mod deadline;
 mod error;
 mod forwarded;
 mod hop_by_hop;
