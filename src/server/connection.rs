@@ -371,17 +371,41 @@ async fn drive<C: Future>(
     let check_every = settings.check_every();
     let timer = tokio::time::sleep(check_every.min(park_after.unwrap_or(check_every)));
     tokio::pin!(timer);
+    // The timer is polled once after each reset, which registers this task's waker with it;
+    // after that only its state is checked until it has fired (a poll on every wake of the
+    // connection cost ~100 instructions, twice per request).
+    let mut armed = false;
     loop {
-        tokio::select! {
-            biased;
-            output = conn.as_mut() => {
-                return Driven::Ended { output, parked: parking && !stopping };
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(output));
             }
-            () = &mut stop, if !stopping => {
+            if !stopping && stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Stop);
+            }
+            if !parking && (!armed || timer.is_elapsed()) {
+                // A poll refused for want of cooperative budget registers nothing: it is made
+                // again on the next wake.
+                armed = tokio::task::coop::has_budget_remaining();
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Check);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Ended(output) => {
+                return Driven::Ended {
+                    output,
+                    parked: parking && !stopping,
+                };
+            }
+            Event::Stop => {
                 stopping = true;
                 finish(conn.as_mut());
             }
-            () = timer.as_mut(), if !parking => {
+            Event::Check => {
                 let left = state.time_left(settings.header_timeout, settings.idle_timeout);
                 if left.is_some_and(|left| left.is_zero()) {
                     tracing::debug!("closing client connection: header or idle timeout");
@@ -400,7 +424,18 @@ async fn drive<C: Future>(
                     wait = wait.min(park_after - quiet);
                 }
                 timer.as_mut().reset(Instant::now() + wait);
+                armed = false;
             }
         }
     }
+}
+
+/// What woke [`drive`].
+enum Event<T> {
+    /// The connection ended.
+    Ended(T),
+    /// The router is stopping.
+    Stop,
+    /// The check timer fired: timeouts and parking are due a look.
+    Check,
 }
