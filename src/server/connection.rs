@@ -4,9 +4,10 @@
 //!
 //! Parking: an HTTP/1.1 connection that has been quiet for [`PARK_AFTER`] gives its serving
 //! state (read and write buffers, the per-request future: tens of KB) back, and waits for the
-//! next request with only its socket (and, with TLS, its TLS session). hyper serves a duplicate of the socket's descriptor, so ending
-//! hyper's connection (`graceful_shutdown`, which never shuts the socket down) leaves the
-//! socket itself open.
+//! next request with only its socket (and, with TLS, its TLS session). The hand-written server
+//! hands its socket back when it parks; hyper serves a duplicate of the socket's descriptor
+//! (plain text only), so ending hyper's connection (`graceful_shutdown`, which never shuts the
+//! socket down) leaves the socket itself open.
 
 use super::{ConnState, TrackedIo, h1, h2};
 use crate::lifecycle::{ConnGuards, Lifecycle};
@@ -129,8 +130,8 @@ async fn serve_tls(
         return serve_http2(io, state, client, ctx).await;
     }
     loop {
-        let served = Box::pin(serve_http1(io, &state, &client, ctx, Some(PARK_AFTER))).await;
-        let Http1End::Parked(Some(back)) = served else {
+        let served = serve_http1(io, &state, &client, ctx, Some(PARK_AFTER), false);
+        let Http1End::Parked(Some(back)) = Box::pin(served).await else {
             return;
         };
         io = back;
@@ -214,13 +215,16 @@ enum Http1End<I> {
 }
 
 /// Serves HTTP/1.1 on `io`: the hand-written server first, hyper (with upgrades) from the first
-/// request it hands off; with `park_after`, a connection quiet that long ends parked.
+/// request it hands off; with `park_after`, a connection quiet that long ends parked. hyper's
+/// part parks only with `hyper_parks` (when `io` is a duplicate descriptor of a socket kept
+/// elsewhere: hyper does not hand its socket back).
 async fn serve_http1<I>(
     io: I,
     state: &Arc<ConnState>,
     client: &Arc<ClientConn>,
     ctx: &ConnContext,
     park_after: Option<Duration>,
+    hyper_parks: bool,
 ) -> Http1End<I>
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -232,6 +236,7 @@ where
             output: h1::Served::HandOff(io),
             ..
         } => {
+            let park_after = park_after.filter(|_| hyper_parks);
             if serve_hyper_http1(io, state, client, ctx, park_after).await {
                 Http1End::Parked(None)
             } else {
@@ -301,7 +306,15 @@ async fn serve_http1_parking(stream: TcpStream, client: Arc<ClientConn>, ctx: &C
         };
         let io = TrackedIo::new(active, state.clone());
         // Boxed: while parked, the task keeps only this loop's state, not room for serving.
-        let served = Box::pin(serve_http1(io, &state, &client, ctx, Some(PARK_AFTER))).await;
+        let served = Box::pin(serve_http1(
+            io,
+            &state,
+            &client,
+            ctx,
+            Some(PARK_AFTER),
+            true,
+        ))
+        .await;
         if !matches!(served, Http1End::Parked(_)) {
             return;
         }

@@ -85,6 +85,21 @@ async fn parked_tls_connection_serves_its_next_request() {
     let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let mut client = KeepAlive::over(tls).await;
+    // First a chunked upload, which the hand-written server hands to hyper: hyper's connection
+    // is not parked over TLS (its socket could not be taken back), so it must stay open too.
+    let (tx, body) = channel_body();
+    tokio::spawn(async move {
+        let _ = tx
+            .send(hyper::body::Frame::data(bytes::Bytes::from_static(b"up")))
+            .await;
+    });
+    let upload = Request::post("/upload")
+        .header("host", "a.test")
+        .body(body)
+        .unwrap();
+    let echo = json_body(client.send(upload).await.expect("upload answered")).await;
+    assert_eq!(echo["uri"], "/upload");
+    tokio::time::sleep(switchyard::server::PARK_AFTER + Duration::from_millis(700)).await;
     for round in 0..3 {
         let path = format!("/round/{round}");
         let answer = client.get("a.test", &path);
