@@ -529,28 +529,7 @@ async fn f31_unreachable_or_hanging_up_backend_gives_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g33_client_going_away_cancels_upstream_request() {
-    let (got_request_tx, got_request_rx) = tokio::sync::oneshot::channel::<()>();
-    let got_request = std::sync::Mutex::new(Some(got_request_tx));
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
-    let closed = std::sync::Arc::new(std::sync::Mutex::new(Some(closed_tx)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut buf = [0u8; 4096];
-        let _ = stream.read(&mut buf).await;
-        if let Some(tx) = got_request.lock().unwrap().take() {
-            let _ = tx.send(());
-        }
-        // Never answer; wait for the router to close the connection.
-        let n = stream.read(&mut buf).await.unwrap_or(0);
-        if n == 0
-            && let Some(tx) = closed.lock().unwrap().take()
-        {
-            let _ = tx.send(());
-        }
-    });
+    let (addr, got_request_rx, closed_rx) = silent_backend().await;
     let router = TestRouter::with_routes(&format!(
         "[[route]]\nuri = \"app.test\"\nbackends = [\"{addr}\"]\n"
     ));

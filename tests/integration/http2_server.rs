@@ -311,18 +311,7 @@ async fn more_requests_than_the_stream_limit_all_answered_on_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_stream_cancels_its_upstream_exchange() {
     // A backend that reads a request and never answers; it reports when the router hangs up.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (got_request, request_seen) = tokio::sync::oneshot::channel();
-    let (hung_up, closed) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let _ = socket.read(&mut buf).await;
-        let _ = got_request.send(());
-        while !matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {}
-        let _ = hung_up.send(());
-    });
+    let (addr, request_seen, closed) = silent_backend().await;
     let router = TestRouter::with_routes(&format!(
         "[[route]]\nuri = \"/\"\nbackends = [\"{addr}\"]\n"
     ));

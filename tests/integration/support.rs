@@ -427,6 +427,31 @@ pub enum RawEnd {
     Reset,
 }
 
+/// A backend that reads one request and never answers. `seen` fires once the request has
+/// arrived; `hung_up` once the router then closes the connection (or it fails) with nothing
+/// more sent. Returns (address, seen, hung_up).
+pub async fn silent_backend() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen) = tokio::sync::oneshot::channel();
+    let (hung_up_tx, hung_up) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let _ = seen_tx.send(());
+        if stream.read(&mut buf).await.unwrap_or(0) == 0 {
+            let _ = hung_up_tx.send(());
+        }
+    });
+    (addr, seen, hung_up)
+}
+
 /// A misbehaving backend: reads a request, writes `reply` byte for byte, then ends the
 /// connection as `end` says. Returns its address.
 pub async fn raw_backend(reply: &'static [u8], end: RawEnd) -> SocketAddr {
