@@ -283,26 +283,6 @@ def parse_h2load(text):
             "errors": int(ok.group(2))}
 
 
-def idle_connections(port, count):
-    """Opens `count` keep-alive connections, one request each, and holds them open."""
-    conns = []
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
-    for _ in range(count):
-        s = socket.socket()
-        s.settimeout(10)
-        s.connect((HOST, port))
-        s.sendall(request)
-        conns.append(s)
-    failed = 0
-    for s in conns:
-        try:
-            if not s.recv(4096).startswith(b"HTTP/1.1 200"):
-                failed += 1
-        except OSError:
-            failed += 1
-    return conns, failed
-
-
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
 # HEADERS on stream 1, END_STREAM | END_HEADERS: GET https :path / (static indexes), :authority literal.
 H2_BLOCK = bytes([0x82, 0x87, 0x84, 0x41, 11]) + b"bench.local"
@@ -326,17 +306,21 @@ def h2_answered(sock):
         data += more
 
 
-def idle_tls_connections(port, count, alpn):
-    """Opens `count` TLS connections speaking `alpn` (http/1.1 or h2), one request each, and
-    holds them open."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols([alpn])
+def idle_connections(port, count, alpn=None):
+    """Opens `count` keep-alive connections, one request each, and holds them open: plain
+    HTTP/1.1, or TLS speaking `alpn` (http/1.1 or h2)."""
+    ctx = None
+    if alpn:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols([alpn])
     request = H2_PREFACE + H2_GET if alpn == "h2" else b"GET / HTTP/1.1\r\nHost: bench.local\r\n\r\n"
     conns, failed = [], 0
     for _ in range(count):
-        s = ctx.wrap_socket(socket.create_connection((HOST, port), timeout=10), server_hostname="bench.local")
+        s = socket.create_connection((HOST, port), timeout=10)
+        if ctx:
+            s = ctx.wrap_socket(s, server_hostname="bench.local")
         s.sendall(request)
         conns.append(s)
     for s in conns:
@@ -429,7 +413,7 @@ def measure(peer, scenario, args, run, binary):
             else:
                 count = args.idle_tls
                 alpn = "h2" if scenario == "idle-tls-h2" else "http/1.1"
-                conns, failed = idle_tls_connections(PORTS["tls"], count, alpn)
+                conns, failed = idle_connections(PORTS["tls"], count, alpn)
             time.sleep(6)  # idle for a while: past any periodic housekeeping (switchyard: 5 s)
             rss = status_kib(tree_pids(proc.pid), "VmRSS")
             for s in conns:
