@@ -75,7 +75,9 @@ where
             let idle = buf.is_empty();
             let waiting = idle.then_some((&**state, ctx));
             if !matches!(read(&mut io, &mut buf, waiting).await, Ok(n) if n > 0) {
-                return if idle && state.is_parking() && !ctx.lifecycle.is_stopping() {
+                // Whether a parked connection is then kept (not when stopping) is decided
+                // where it waits (`connection::wait_parked`).
+                return if idle && state.is_parking() {
                     Served::Parked(io)
                 } else {
                     Served::Closed

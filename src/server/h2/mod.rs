@@ -230,8 +230,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 return Poll::Ready(self.error.take().map_or(Ok(()), Err));
             }
             if !busy && self.again.is_empty() && self.ready.stop_polling() {
-                // Going to sleep with no stream: an idle connection keeps no read buffer (most
-                // of its memory otherwise; the last stream often ends after the last read).
+                // Going to sleep with no stream: an idle connection keeps no read buffer or
+                // stream map (most of its memory otherwise; the last stream often ends after
+                // the last read, so a pending read is not the place to check).
                 if self.read.is_empty() && self.streams.is_empty() {
                     self.read = BytesMut::new();
                     self.streams = FxHashMap::default();
