@@ -9,6 +9,12 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// Smallest `server.max_header_bytes`.
+pub const MIN_HEADER_BYTES: usize = 8192;
+/// Largest `server.max_header_bytes`: a request's fields must fit the header map's index (about
+/// 24,000 distinct names, each at least 35 bytes of header list).
+pub const MAX_HEADER_BYTES: usize = 512 * 1024;
+
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -148,19 +154,24 @@ fn check(config: &Config) -> Vec<ConfigError> {
             }
         }
     }
-    if config.server.max_header_bytes < 8192 {
+    if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&config.server.max_header_bytes) {
         push(
             key_line(text, "max_header_bytes"),
             "server.max_header_bytes".into(),
-            "must be at least 8192".into(),
+            format!("must be between {MIN_HEADER_BYTES} and {MAX_HEADER_BYTES}"),
         );
     }
-    if config.server.http2_keepalive.0.is_zero() {
-        push(
-            key_line(text, "http2_keepalive"),
-            "server.http2_keepalive".into(),
-            "must be more than 0s".into(),
-        );
+    for (key, value) in [
+        ("http2_keepalive", config.server.http2_keepalive),
+        ("send_timeout", config.server.send_timeout),
+    ] {
+        if value.0.is_zero() {
+            push(
+                key_line(text, key),
+                format!("server.{key}"),
+                "must be more than 0s".into(),
+            );
+        }
     }
     if config.proxy.max_attempts == 0 {
         push(

@@ -136,6 +136,15 @@ pub struct ServerConfig {
     /// HTTP/2: with streams open and the client silent this long, it is sent a PING; silent
     /// for another period, the connection is closed.
     pub http2_keepalive: ConfigDuration,
+    /// A response that cannot be sent this long (the client's flow-control window or socket
+    /// stays full) is abandoned: the HTTP/2 stream is reset, the HTTP/1.1 connection closed,
+    /// and the backend exchange ends (as nginx's `send_timeout`).
+    pub send_timeout: ConfigDuration,
+    /// Client connections open at once across the router; more are closed as they arrive.
+    /// 0 = unlimited.
+    pub max_connections: usize,
+    /// Client connections open at once from one IP address; 0 = unlimited.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -149,6 +158,9 @@ impl Default for ServerConfig {
             drain_wait: ConfigDuration(Duration::from_secs(0)),
             tls_handshake_timeout: ConfigDuration(Duration::from_secs(10)),
             http2_keepalive: ConfigDuration(Duration::from_secs(30)),
+            send_timeout: ConfigDuration(Duration::from_secs(60)),
+            max_connections: 100_000,
+            max_connections_per_ip: 1_000,
         }
     }
 }

@@ -30,6 +30,12 @@ pub enum ProxyError {
     /// CONNECT is not proxied.
     #[error("CONNECT is not supported.")]
     ConnectNotSupported,
+    /// The request breaks a rule the router and the backend must agree on (its `Host`).
+    #[error("Bad request: {0}.")]
+    BadRequest(&'static str),
+    /// A transfer coding other than `chunked`.
+    #[error("Transfer codings other than chunked are not supported.")]
+    UnsupportedTransferCoding,
 }
 
 impl ProxyError {
@@ -45,7 +51,10 @@ impl ProxyError {
     /// HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::EmptyHost | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::EmptyHost | ProxyError::ClientBody(_) | ProxyError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             ProxyError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             ProxyError::NoEndpoints | ProxyError::ConnectionLimit => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -66,6 +75,8 @@ impl ProxyError {
             ProxyError::EndpointFailure(cause) => format!("endpoint_failure ({cause})"),
             ProxyError::ClientBody(_) => "bad_request_body".into(),
             ProxyError::ConnectNotSupported => "unsupported_method".into(),
+            ProxyError::BadRequest(_) => "bad_request".into(),
+            ProxyError::UnsupportedTransferCoding => "unsupported_transfer_encoding".into(),
         }
     }
 

@@ -7,13 +7,14 @@ use super::names::{
     X_VCAP_REQUEST_ID,
 };
 use http::header::{
-    CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
 /// Headers a client may not strip by naming them in `Connection` (they carry the router's own
-/// information to the backend).
-const PROTECTED: [HeaderName; 8] = [
+/// information to the backend, or, for `Host`, what the request was routed by).
+const PROTECTED: [HeaderName; 9] = [
+    HOST,
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     X_FORWARDED_HOST,

@@ -1,5 +1,5 @@
 //! The request path, one module per stage:
-//! request id (`request_id`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
+//! request id (`request_id`) -> request rules (`request_check`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
 //! (`forwarded`) -> route lookup (`lookup`) -> upstream target (`target`) -> endpoint selection
 //! and attempts (`round_trip`, each within the request's `deadline`) -> response handling
 //! (`response`, `upgrade`); errors map to responses in `error`.
@@ -11,6 +11,7 @@ mod forwarded;
 mod hop_by_hop;
 mod lookup;
 pub mod names;
+mod request_check;
 mod request_id;
 mod response;
 mod retry;
@@ -126,6 +127,7 @@ impl Proxy {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::ConnectNotSupported);
         }
+        request_check::check(&mut req)?;
         let upgrade = hop_by_hop::requested_upgrade(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();

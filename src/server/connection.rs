@@ -42,6 +42,8 @@ pub struct ServeSettings {
     pub max_header_bytes: usize,
     /// HTTP/2 keep-alive PING period (see `h2::serve`).
     pub http2_keepalive: Duration,
+    /// How long a response may wait for the client to take more of it.
+    pub send_timeout: Duration,
     http1: http1::Builder,
 }
 
@@ -59,6 +61,7 @@ impl ServeSettings {
             tls_handshake_timeout: server.tls_handshake_timeout.0,
             max_header_bytes: server.max_header_bytes,
             http2_keepalive: server.http2_keepalive.0,
+            send_timeout: server.send_timeout.0,
             http1,
         }
     }

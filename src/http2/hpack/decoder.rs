@@ -109,19 +109,38 @@ impl Decoder {
     }
 
     /// Decodes a whole header block, handing each field and its size to `each`.
-    pub fn decode(
+    pub fn decode(&mut self, block: &Bytes, each: impl FnMut(Field, usize)) -> Result<(), HpackError> {
+        self.decode_bounded(block, usize::MAX, each)
+    }
+
+    /// [`decode`](Self::decode), giving up with [`HpackError::ListTooLarge`] once the header
+    /// list (field sizes as RFC 7541 counts them) passes `max_list`: a few bytes of block can
+    /// name a large table entry thousands of times. The decoder is not usable after that.
+    pub fn decode_bounded(
         &mut self,
         block: &Bytes,
+        max_list: usize,
         mut each: impl FnMut(Field, usize),
     ) -> Result<(), HpackError> {
         let mut at = 0;
         let mut fields_seen = false;
+        let mut list = 0usize;
+        let mut each = |field, size| {
+            list = list.saturating_add(size);
+            match list > max_list {
+                true => Err(HpackError::ListTooLarge),
+                false => {
+                    each(field, size);
+                    Ok(())
+                }
+            }
+        };
         while at < block.len() {
             let first = block[at];
             if first & 0x80 != 0 {
                 let index = integer(block, &mut at, 7)?;
                 let (field, size, _) = self.get(index)?;
-                each(field, size);
+                each(field, size)?;
             } else if first & 0xe0 == 0x20 {
                 // Dynamic table size update: only before the first field.
                 let size = integer(block, &mut at, 5)?;
@@ -150,7 +169,7 @@ impl Decoder {
                 if indexing {
                     self.insert(detached(&field), name_len, size);
                 }
-                each(field, size);
+                each(field, size)?;
             }
             fields_seen = true;
         }

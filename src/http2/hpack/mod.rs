@@ -28,4 +28,7 @@ pub enum HpackError {
     /// A table size update above the limit, or after the first field.
     #[error("bad dynamic table size update")]
     SizeUpdate,
+    /// The decoded header list grew past the size the caller would decode.
+    #[error("header list too large")]
+    ListTooLarge,
 }

@@ -10,6 +10,7 @@
 mod prefixed;
 mod request;
 mod response;
+mod send_timeout;
 
 pub use prefixed::Prefixed;
 
@@ -22,6 +23,7 @@ use bytes::BytesMut;
 use http::{Method, Response, StatusCode};
 use request::{Head, Parsed};
 use response::Asked;
+use send_timeout::SendTimeout;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -111,7 +113,8 @@ where
             trailers: te_trailers,
             close: close || ctx.lifecycle.is_stopping(),
         };
-        if response::write(&mut io, &mut out, response, asked)
+        let mut timed = SendTimeout::new(&mut io, ctx.settings.send_timeout);
+        if response::write(&mut timed, &mut out, response, asked)
             .await
             .is_err()
             || asked.close

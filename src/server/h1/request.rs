@@ -45,6 +45,7 @@ struct Scan {
     close: bool,
     te_trailers: bool,
     hand_off: bool,
+    host: bool,
 }
 
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -54,14 +55,12 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 impl Scan {
     fn field(&mut self, name: &[u8], value: &[u8]) {
         if name.eq_ignore_ascii_case(b"content-length") {
-            let length = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok());
-            match length {
+            match crate::http1::content_length(value) {
                 // A second Content-Length (even an equal one) is left to hyper's rules.
-                Some(length) if self.body_len.is_none() && length <= BODY_IN_MEMORY => {
-                    self.body_len = Some(length)
+                Some(length) if self.body_len.is_none() && length <= BODY_IN_MEMORY as u64 => {
+                    self.body_len = Some(length as usize)
                 }
+                // Anything but digits: hyper answers 400 (it reads lengths as strictly).
                 _ => self.hand_off = true,
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
@@ -74,6 +73,8 @@ impl Scan {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.hand_off |= token.eq_ignore_ascii_case(b"upgrade");
             }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            self.host = true;
         } else if name.eq_ignore_ascii_case(b"te") {
             self.te_trailers |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         }
@@ -102,6 +103,10 @@ pub fn parse(buf: &mut BytesMut, max_head: usize, spans: &mut Spans) -> Parsed {
     }
     if scan.hand_off {
         return Parsed::HandOff;
+    }
+    // Without a Host the request will be refused: at once, not after its body arrived.
+    if !scan.host && scan.body_len.is_some_and(|len| len > 0) {
+        return Parsed::Bad;
     }
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return Parsed::Bad;

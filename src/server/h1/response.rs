@@ -2,7 +2,9 @@
 //! `Date` when the response has none, framing of the router's choosing (`Content-Length` when
 //! the body's length is known, chunked otherwise, none for bodiless responses), then the body as
 //! it arrives. Small pieces are gathered into one write; a body frame that is not ready yet
-//! sends what is gathered first.
+//! sends what is gathered first, and so does a gathering that reaches [`FLUSH_AT`] (a backend
+//! streaming small chunks faster than the client reads must not pile its whole response up
+//! here).
 
 use crate::body::ProxyBody;
 use crate::http1::lines::{fields, line};
@@ -19,6 +21,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// Body pieces up to this size are copied into the write buffer; larger ones are written from
 /// where they are.
 const COPY_BELOW: usize = 8 * 1024;
+/// Gathered bytes are written once they reach this much.
+pub const FLUSH_AT: usize = 64 * 1024;
 
 /// What the request asked of its response.
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +184,10 @@ async fn put<I: AsyncWrite + Unpin>(
     if data.len() < COPY_BELOW {
         out.extend_from_slice(data);
         out.extend_from_slice(suffix);
+        if out.len() >= FLUSH_AT {
+            io.write_all(out).await?;
+            out.clear();
+        }
         return Ok(());
     }
     let mut slices = [IoSlice::new(out), IoSlice::new(data), IoSlice::new(suffix)];

@@ -1,9 +1,14 @@
 //! A client's request body on an HTTP/2 stream: the connection pushes each DATA frame's bytes
 //! (and trailers) in; the proxy reads them out as an `http_body::Body`. What the reader takes is
 //! counted, so the connection can give the client that much flow-control window back.
+//!
+//! Memory follows the bytes, not the frames: a large payload is kept as the slice of the
+//! connection's read buffer it arrived in, but a small one is copied into a buffer of the
+//! queue's own (a 1-byte slice would keep a whole 16 KiB read buffer alive, and flow control
+//! counts only the byte).
 
 use super::wake::StreamWaker;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -14,6 +19,8 @@ use std::task::{Context, Poll, Waker};
 /// Bytes read after which the reader wakes the connection to send a WINDOW_UPDATE (it also
 /// does whenever it has read everything there was).
 const CREDIT_AFTER: usize = 32 * 1024;
+/// Payloads smaller than this are copied (see the module's doc).
+const COPY_BELOW: usize = 4096;
 
 /// The client reset the stream (or the connection ended) before the body was complete.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +37,8 @@ pub struct BodyQueue {
 #[derive(Default)]
 struct Inner {
     chunks: VecDeque<Bytes>,
+    /// Small payloads copied, after everything in `chunks`.
+    small: BytesMut,
     buffered: usize,
     trailers: Option<HeaderMap>,
     ended: bool,
@@ -80,7 +89,15 @@ impl BodyQueue {
     pub fn push(&self, data: Bytes) {
         let mut inner = self.lock();
         inner.buffered += data.len();
-        inner.chunks.push_back(data);
+        if data.len() < COPY_BELOW {
+            inner.small.extend_from_slice(&data);
+        } else {
+            if !inner.small.is_empty() {
+                let small = inner.small.split().freeze();
+                inner.chunks.push_back(small);
+            }
+            inner.chunks.push_back(data);
+        }
         Self::wake_reader(inner);
     }
 
@@ -98,6 +115,7 @@ impl BodyQueue {
         let mut inner = self.lock();
         inner.cancelled = true;
         inner.chunks.clear();
+        inner.small = BytesMut::new();
         let owed = std::mem::take(&mut inner.buffered) + std::mem::take(&mut inner.consumed);
         Self::wake_reader(inner);
         owed
@@ -151,7 +169,12 @@ impl Body for RequestBody {
             inner.continue_due = true;
             std::task::Wake::wake_by_ref(&queue.stream);
         }
-        if let Some(data) = inner.chunks.pop_front() {
+        let next = match inner.chunks.pop_front() {
+            Some(data) => Some(data),
+            None if !inner.small.is_empty() => Some(inner.small.split().freeze()),
+            None => None,
+        };
+        if let Some(data) = next {
             inner.buffered -= data.len();
             inner.consumed += data.len();
             let credit = inner.consumed >= CREDIT_AFTER && !inner.asked;
@@ -189,7 +212,7 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         let inner = self.queue.lock();
-        inner.ended && inner.chunks.is_empty() && inner.trailers.is_none()
+        inner.ended && inner.buffered == 0 && inner.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -2,10 +2,9 @@
 //! connection-level ones (SETTINGS, PING, WINDOW_UPDATE, RST_STREAM, GOAWAY). Frames that carry
 //! requests and their bodies are in `receive`.
 
-use super::{ConnError, Connection, HEADER_TABLE_SIZE, MAX_RESETS, RESET_PERIOD, protocol};
+use super::{ConnError, Connection, HEADER_TABLE_SIZE, protocol};
 use crate::http2::frame::{self, Head, Reason, flag, kind, setting};
 use bytes::Bytes;
-use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
@@ -25,14 +24,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             kind::DATA => self.on_data(head, payload),
             kind::HEADERS => self.on_headers(head, payload),
             kind::CONTINUATION => self.on_continuation(head, payload),
-            kind::PRIORITY => match (head.stream, head.len) {
-                (0, _) => Err(protocol(Reason::ProtocolError, "PRIORITY on stream 0")),
-                (_, 5) => Ok(()),
-                _ => Err(protocol(
-                    Reason::FrameSizeError,
-                    "PRIORITY of the wrong size",
-                )),
-            },
+            kind::PRIORITY => self.on_priority(head, payload),
             kind::RST_STREAM => self.on_reset(head, payload),
             kind::SETTINGS => self.on_settings(head, payload),
             kind::PUSH_PROMISE => Err(protocol(
@@ -48,15 +40,30 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                 Ok(())
             }
             kind::WINDOW_UPDATE => self.on_window_update(head, payload),
-            // Unknown frame types are ignored (RFC 9113 section 4.1).
-            _ => Ok(()),
+            // Unknown frame types are ignored (RFC 9113 section 4.1), within the budget.
+            _ => self.calm.idle_frame(),
         }
+    }
+
+    fn on_priority(&mut self, head: Head, payload: Bytes) -> Result<(), ConnError> {
+        if head.stream == 0 {
+            return Err(protocol(Reason::ProtocolError, "PRIORITY on stream 0"));
+        }
+        if head.len != 5 {
+            return Err(protocol(
+                Reason::FrameSizeError,
+                "PRIORITY of the wrong size",
+            ));
+        }
+        self.calm.idle_frame()?;
+        check_priority(head.stream, &payload)
     }
 
     fn on_settings(&mut self, head: Head, payload: Bytes) -> Result<(), ConnError> {
         if head.stream != 0 {
             return Err(protocol(Reason::ProtocolError, "SETTINGS on a stream"));
         }
+        self.calm.idle_frame()?;
         if head.has(flag::ACK) {
             return match head.len {
                 0 => Ok(()),
@@ -73,6 +80,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             ));
         }
         self.settings_seen = true;
+        // Only the last INITIAL_WINDOW_SIZE of a frame is applied: each one means a pass over
+        // every open stream.
+        let mut initial_window = None;
         for pair in payload.chunks_exact(6) {
             let id = u16::from_be_bytes([pair[0], pair[1]]);
             let value = u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]);
@@ -94,17 +104,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                             "initial window too large",
                         ));
                     }
-                    let delta = value as i64 - self.peer.initial_window;
-                    self.peer.initial_window = value as i64;
-                    for (id, stream) in &mut self.streams {
-                        stream.send_window += delta;
-                        if stream.send_window > frame::MAX_WINDOW as i64 {
-                            return Err(protocol(Reason::FlowControlError, "window too large"));
-                        }
-                        if delta > 0 {
-                            self.again.push(*id);
-                        }
-                    }
+                    initial_window = Some(value as i64);
                 }
                 setting::MAX_FRAME_SIZE => {
                     if !(frame::DEFAULT_MAX_FRAME as u32..=0xff_ffff).contains(&value) {
@@ -118,7 +118,26 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                 _ => {}
             }
         }
+        if let Some(window) = initial_window {
+            self.set_initial_window(window)?;
+        }
         frame::head(self.out.buf(), 0, kind::SETTINGS, flag::ACK, 0);
+        Ok(())
+    }
+
+    /// Applies a new initial stream window to every open stream (section 6.9.2).
+    fn set_initial_window(&mut self, window: i64) -> Result<(), ConnError> {
+        let delta = window - self.peer.initial_window;
+        self.peer.initial_window = window;
+        for (id, stream) in &mut self.streams {
+            stream.send_window += delta;
+            if stream.send_window > frame::MAX_WINDOW as i64 {
+                return Err(protocol(Reason::FlowControlError, "window too large"));
+            }
+            if delta > 0 {
+                self.again.push(*id);
+            }
+        }
         Ok(())
     }
 
@@ -129,6 +148,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         let Ok(payload) = <[u8; 8]>::try_from(&payload[..]) else {
             return Err(protocol(Reason::FrameSizeError, "PING of the wrong size"));
         };
+        self.calm.idle_frame()?;
         if !head.has(flag::ACK) {
             frame::ping(self.out.buf(), flag::ACK, &payload);
         }
@@ -144,6 +164,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         }
         let increment = (u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
             & frame::MAX_WINDOW) as i64;
+        // Window for data the client is being sent; what refills the budget is that data.
+        self.calm.idle_frame()?;
         if head.stream == 0 {
             if increment == 0 {
                 return Err(protocol(Reason::ProtocolError, "WINDOW_UPDATE of 0"));
@@ -168,10 +190,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                 0 => Reason::ProtocolError,
                 _ => Reason::FlowControlError,
             };
-            self.reset(head.stream, reason);
-        } else {
-            self.again.push(head.stream);
+            return self.reset(head.stream, reason);
         }
+        self.again.push(head.stream);
         Ok(())
     }
 
@@ -186,20 +207,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             ));
         }
         self.check_not_idle(head.stream)?;
-        if self.streams.contains_key(&head.stream) {
-            self.remove(head.stream);
-            self.ctx.proxy.metrics().http2_client_reset();
-            let (since, count) = &mut self.resets;
-            if since.elapsed() > RESET_PERIOD {
-                *since = Instant::now();
-                *count = 0;
-            }
-            *count += 1;
-            if *count > MAX_RESETS {
-                return Err(protocol(Reason::EnhanceYourCalm, "too many stream resets"));
-            }
+        if !self.streams.contains_key(&head.stream) {
+            return self.calm.idle_frame();
         }
-        Ok(())
+        self.remove(head.stream);
+        self.ctx.proxy.metrics().http2_client_reset();
+        self.calm.reset()
     }
 
     /// A frame for a stream the client has not opened yet is a protocol error.
@@ -208,5 +221,16 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             true => Err(protocol(Reason::ProtocolError, "frame on an idle stream")),
             false => Ok(()),
         }
+    }
+}
+
+/// Priorities are not used, but a stream may not depend on itself (section 5.3.1): answered
+/// as a connection error, which the RFC allows for any stream error.
+pub(super) fn check_priority(stream: u32, priority: &[u8]) -> Result<(), ConnError> {
+    let parent =
+        u32::from_be_bytes([priority[0], priority[1], priority[2], priority[3]]) & frame::MAX_WINDOW;
+    match parent == stream {
+        true => Err(protocol(Reason::ProtocolError, "stream depends on itself")),
+        false => Ok(()),
     }
 }

@@ -10,12 +10,17 @@
 //! router's instructions per HTTP/2 request.
 //!
 //! Limits: at most [`MAX_CONCURRENT_STREAMS`] streams at once (more are refused with
-//! `REFUSED_STREAM`), header blocks bounded by `max_header_bytes` (431 past it, the connection
-//! closed past four times it), request bodies bounded by the flow-control windows below, and a
-//! client that resets streams faster than [`MAX_RESETS`] per [`RESET_PERIOD`] is sent away
-//! (`ENHANCE_YOUR_CALM`, the "rapid reset" attack).
+//! `REFUSED_STREAM`); header lists bounded by `max_header_bytes` (431 past it, the connection
+//! closed past [`LIST_LIMIT_FACTOR`] times it, or with a header block not finished within
+//! `header_read_timeout`); request bodies bounded by the flow-control windows below, small
+//! DATA payloads copied out of the read buffer so that memory follows the bytes; resets and
+//! frames that get nothing done limited per connection (`calm`, `ENHANCE_YOUR_CALM`); a
+//! response stalled on the client's window for `send_timeout` reset (`deadlines`).
 
 mod body;
+mod calm;
+mod closed;
+mod deadlines;
 mod frames;
 mod keepalive;
 mod output;
@@ -32,6 +37,9 @@ use crate::http2::frame::{self, Head, Reason, setting};
 use crate::http2::hpack::Decoder;
 use crate::proxy::ClientConn;
 use bytes::{Buf, Bytes, BytesMut};
+use calm::Calm;
+use closed::ResetByServer;
+use deadlines::Deadline;
 use keepalive::Keepalive;
 use output::Output;
 use receive::Partial;
@@ -41,7 +49,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 use stream::{Peer, Progress, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use wake::ReadyQueue;
@@ -58,10 +65,11 @@ const WINDOW_CREDIT: usize = 32 * 1024;
 const HEADER_TABLE_SIZE: usize = 4096;
 /// Bytes made room for before each read.
 const READ_SIZE: usize = 16 * 1024;
-/// Client resets allowed per [`RESET_PERIOD`].
-pub const MAX_RESETS: u32 = 500;
-/// See [`MAX_RESETS`].
-pub const RESET_PERIOD: Duration = Duration::from_secs(10);
+/// A header list larger than `max_header_bytes` times this ends the connection (between the
+/// two it is answered 431): decoding it costs the server far more than the client sent.
+pub const LIST_LIMIT_FACTOR: usize = 2;
+/// Vectors of stream ids longer than this are let go when the connection goes idle.
+const KEEP_IDS: usize = 64;
 /// Request body bytes dropped after a complete response before the stream is reset.
 const DISCARD_LIMIT: usize = 1024 * 1024;
 /// Passes through the loop before yielding to other tasks.
@@ -131,8 +139,13 @@ struct Connection<'a, I> {
     /// What the client may still send on the connection, and what was read and not given back.
     recv_window: i64,
     recv_credit: usize,
-    resets: (Instant, u32),
+    calm: Calm,
+    reset_by_server: ResetByServer,
     keepalive: Keepalive,
+    /// A header block (or the preface) is arriving: it must be complete by this deadline.
+    head_deadline: Deadline,
+    /// Some stream's response waits for window: the earliest time one may be given up.
+    stall_deadline: Deadline,
     error: Option<ConnError>,
 }
 
@@ -187,8 +200,11 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
             peer_goaway: false,
             recv_window: CONN_WINDOW as i64,
             recv_credit: 0,
-            resets: (Instant::now(), 0),
+            calm: Calm::new(),
+            reset_by_server: ResetByServer::default(),
             keepalive: Keepalive::new(),
+            head_deadline: Deadline::default(),
+            stall_deadline: Deadline::default(),
             error: None,
         }
     }
@@ -202,14 +218,19 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 self.go_away(Reason::NoError);
             }
             let mut busy = false;
-            if self.error.is_none() && !self.read_closed && self.out.len() < stream::OUTPUT_HIGH {
+            let reading = self.error.is_none() && !self.read_closed;
+            let output_full = self.out.len() >= stream::OUTPUT_HIGH;
+            if reading && !output_full {
                 match self.poll_frames(cx) {
                     Ok(progress) => busy |= progress,
                     Err(error) => self.fail(error),
                 }
             }
             busy |= self.run_streams();
-            if let Err(error) = self.poll_keepalive(cx) {
+            // A client's WINDOW_UPDATEs and PINGs follow the data it is sent (two per frame:
+            // the stream's window and the connection's).
+            self.calm.productive(2 * self.out.take_data_frames());
+            if let Err(error) = self.poll_deadlines(cx) {
                 self.fail(error);
             }
             self.give_back_window();
@@ -221,6 +242,9 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 }
                 Poll::Pending => {}
             }
+            // The socket was not read this pass because the output was full; if the flush
+            // emptied it, nothing else would wake the task to read: go round again.
+            busy |= reading && output_full && self.out.len() < stream::OUTPUT_HIGH;
             if self.out.len() < stream::OUTPUT_HIGH / 2 && !self.out_blocked.is_empty() {
                 self.again.append(&mut self.out_blocked);
                 busy = true;
@@ -236,6 +260,11 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 if self.read.is_empty() && self.streams.is_empty() {
                     self.read = BytesMut::new();
                     self.streams = FxHashMap::default();
+                    for ids in [&mut self.polling, &mut self.conn_blocked, &mut self.out_blocked] {
+                        if ids.capacity() > KEEP_IDS {
+                            *ids = Vec::new();
+                        }
+                    }
                 }
                 return Poll::Pending;
             }
@@ -319,6 +348,11 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         }
         let mut ids = std::mem::take(&mut self.polling);
         std::mem::swap(&mut ids, &mut self.again);
+        // A stream queued by several frames (a SETTINGS frame, WINDOW_UPDATEs) is polled once.
+        if ids.len() > 1 {
+            ids.sort_unstable();
+            ids.dedup();
+        }
         for id in ids.drain(..) {
             self.poll_stream(id);
         }
@@ -336,10 +370,14 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         stream.recv_credit += consumed;
         stream.answer_continue(id, &mut self.out, &mut self.peer);
         let progress = stream.poll(id, &mut self.out, &mut self.peer);
+        if let Some(since) = stream.stalled_since {
+            self.stall_deadline
+                .arm_if_unset(since + self.ctx.settings.send_timeout);
+        }
         match progress {
             Progress::Waiting => {}
-            Progress::ConnBlocked => self.conn_blocked.push(id),
-            Progress::OutputFull => self.out_blocked.push(id),
+            Progress::ConnBlocked => push_once(&mut self.conn_blocked, id),
+            Progress::OutputFull => push_once(&mut self.out_blocked, id),
             Progress::Done => match &stream.recv {
                 None => return self.remove(id),
                 // The response is complete and the client is still sending: what it sends
@@ -366,10 +404,14 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         }
     }
 
-    /// Resets stream `id` and forgets it.
-    fn reset(&mut self, id: u32, reason: Reason) {
+    /// Resets stream `id` (open or not yet) and forgets it; the reset counts against the
+    /// client's budget (it was the client's doing: a broken rule, a stream too many, a response
+    /// it would not take).
+    fn reset(&mut self, id: u32, reason: Reason) -> Result<(), ConnError> {
         frame::rst_stream(self.out.buf(), id, reason);
         self.remove(id);
+        self.reset_by_server.add(id);
+        self.calm.reset()
     }
 
     /// Forgets stream `id`: its handling and response are dropped (cancelling the upstream
@@ -403,5 +445,13 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         }
         self.cancel_all();
         self.error = Some(error);
+    }
+}
+
+/// Adds `id` to a list of blocked streams unless it is there already (a stream is woken again
+/// by every WINDOW_UPDATE while it stays blocked).
+fn push_once(ids: &mut Vec<u32>, id: u32) {
+    if !ids.contains(&id) {
+        ids.push(id);
     }
 }

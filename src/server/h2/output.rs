@@ -27,6 +27,8 @@ pub struct Output {
     queued: usize,
     /// Block scratch for header blocks that need CONTINUATION frames.
     block: BytesMut,
+    /// DATA frames with bytes written since [`take_data_frames`](Self::take_data_frames).
+    data_frames: usize,
 }
 
 impl Output {
@@ -45,9 +47,15 @@ impl Output {
         self.len() == 0
     }
 
+    /// DATA frames with bytes written since the last call.
+    pub fn take_data_frames(&mut self) -> usize {
+        std::mem::take(&mut self.data_frames)
+    }
+
     /// A DATA frame.
     pub fn data(&mut self, stream: u32, data: Bytes, end: bool) {
         let flags = if end { flag::END_STREAM } else { 0 };
+        self.data_frames += usize::from(!data.is_empty());
         frame::head(&mut self.buf, data.len(), kind::DATA, flags, stream);
         if data.len() <= COPY_AT_MOST {
             self.buf.extend_from_slice(&data);

@@ -7,11 +7,12 @@ use super::request::HeadBuilder;
 use super::stream::{self, Stream};
 use super::wake::StreamWaker;
 use super::{
-    ConnError, Connection, DISCARD_LIMIT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW, WINDOW_CREDIT,
-    protocol,
+    ConnError, Connection, DISCARD_LIMIT, LIST_LIMIT_FACTOR, MAX_CONCURRENT_STREAMS,
+    STREAM_WINDOW, WINDOW_CREDIT, protocol,
 };
 use crate::body::ProxyBody;
 use crate::http2::frame::{self, Head, Reason, flag, kind};
+use crate::http2::hpack::HpackError;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,27 +53,31 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         }
         self.recv_window -= len;
         let id = head.stream;
+        let end = head.has(flag::END_STREAM);
+        match (data.is_empty(), end) {
+            (true, false) => self.calm.idle_frame()?,
+            _ => self.calm.productive(1),
+        }
         let Some(stream) = self.streams.get_mut(&id).filter(|s| s.recv.is_some()) else {
-            // A stream already closed: its window is the connection's to give back.
+            // Not open for DATA: its window is the connection's to give back. Frames sent
+            // before the client saw the server's reset are ignored; on any other stream they
+            // break the protocol (half-closed or closed, section 6.1).
             self.recv_credit += len as usize;
-            if self.streams.contains_key(&id) {
-                self.reset(id, Reason::StreamClosed);
-            }
-            return Ok(());
+            return match self.reset_by_server.contains(id) {
+                true => self.calm.idle_frame(),
+                false => self.reset(id, Reason::StreamClosed),
+            };
         };
         let padding = len as usize - data.len();
         self.recv_credit += padding;
         stream.recv_credit += padding;
         if len > stream.recv_window {
             self.recv_credit += data.len();
-            self.reset(id, Reason::FlowControlError);
-            return Ok(());
+            return self.reset(id, Reason::FlowControlError);
         }
         stream.recv_window -= len;
-        let end = head.has(flag::END_STREAM);
         if stream.discarded.is_some() {
-            self.discard(id, data.len(), end);
-            return Ok(());
+            return self.discard(id, data.len(), end);
         }
         let too_long = match &mut stream.length_left {
             Some(left) => {
@@ -84,8 +89,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         };
         if too_long {
             self.recv_credit += data.len();
-            self.reset(id, Reason::ProtocolError);
-            return Ok(());
+            return self.reset(id, Reason::ProtocolError);
         }
         let Some(recv) = &stream.recv else {
             return Ok(());
@@ -116,6 +120,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                     "HEADERS too short for priority",
                 ));
             }
+            super::frames::check_priority(head.stream, &block)?;
             block.advance(5);
         }
         let end_stream = head.has(flag::END_STREAM);
@@ -161,48 +166,57 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         let limit = self.ctx.settings.max_header_bytes;
         let mut fields = HeadBuilder::new(limit, crate::proxy::ADDED_HEADERS);
         self.decoder
-            .decode(&block, |field, size| fields.push(field, size))
-            .map_err(|_| protocol(Reason::CompressionError, "bad header block"))?;
+            .decode_bounded(&block, limit * LIST_LIMIT_FACTOR, |field, size| {
+                fields.push(field, size)
+            })
+            .map_err(|error| match error {
+                HpackError::ListTooLarge => protocol(
+                    Reason::EnhanceYourCalm,
+                    "header list far over max_header_bytes",
+                ),
+                _ => protocol(Reason::CompressionError, "bad header block"),
+            })?;
         if id <= self.last_stream {
-            self.on_trailers(id, fields, end_stream);
-            return Ok(());
+            if self.streams.contains_key(&id) {
+                return self.on_trailers(id, fields, end_stream);
+            }
+            // Headers the client sent before it saw the server's reset are ignored; on any
+            // other closed stream, or one lower than a stream already opened, they break the
+            // protocol (sections 5.1 and 5.1.1).
+            return match self.reset_by_server.contains(id) {
+                true => self.calm.idle_frame(),
+                false => Err(protocol(Reason::ProtocolError, "HEADERS on a closed stream")),
+            };
         }
         self.last_stream = id;
         if self.goaway.is_some_and(|last| id > last) {
             return Ok(());
         }
         if self.streams.len() >= MAX_CONCURRENT_STREAMS {
-            frame::rst_stream(self.out.buf(), id, Reason::RefusedStream);
             self.ctx.proxy.metrics().http2_stream_refused();
-            return Ok(());
+            return self.reset(id, Reason::RefusedStream);
         }
+        self.calm.productive(1);
         // A header list over the limit is answered 431 (what was kept of it is incomplete).
         let request = match fields.too_large() {
             true => None,
             false => match fields.finish() {
                 Ok(request) => Some(request),
-                Err(_) => {
-                    frame::rst_stream(self.out.buf(), id, Reason::ProtocolError);
-                    return Ok(());
-                }
+                Err(_) => return self.reset(id, Reason::ProtocolError),
             },
         };
         let declared = request
             .as_ref()
             .and_then(|r| r.headers().get(http::header::CONTENT_LENGTH));
         let length = match declared {
-            Some(value) => match value.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+            Some(value) => match crate::http1::content_length(value.as_bytes()) {
                 Some(length) => Some(length),
-                None => {
-                    frame::rst_stream(self.out.buf(), id, Reason::ProtocolError);
-                    return Ok(());
-                }
+                None => return self.reset(id, Reason::ProtocolError),
             },
             None => None,
         };
         if end_stream && length.is_some_and(|length| length > 0) {
-            frame::rst_stream(self.out.buf(), id, Reason::ProtocolError);
-            return Ok(());
+            return self.reset(id, Reason::ProtocolError);
         }
         let wake = StreamWaker::new(id, &self.ready);
         let expects_continue = request.as_ref().is_some_and(|r| {
@@ -242,9 +256,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
     /// DATA after the response was complete: dropped, its window given back at once, so the
     /// client can finish sending (an early answer, such as a 413, reaches clients that read
     /// only once their upload is done). Past [`DISCARD_LIMIT`] the stream is reset instead.
-    fn discard(&mut self, id: u32, len: usize, end: bool) {
+    fn discard(&mut self, id: u32, len: usize, end: bool) -> Result<(), ConnError> {
         let Some(stream) = self.streams.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         let discarded = stream.discarded.get_or_insert(0);
         *discarded += len;
@@ -253,10 +267,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         if end {
             self.remove(id);
         } else if *discarded > DISCARD_LIMIT {
-            self.reset(id, Reason::NoError);
+            return self.reset(id, Reason::NoError);
         } else {
             self.credit_stream(id);
         }
+        Ok(())
     }
 
     /// Sends the stream's WINDOW_UPDATE once enough of its body was read.
@@ -272,12 +287,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
     }
 
     /// A header block on an open stream: the request's trailers.
-    fn on_trailers(&mut self, id: u32, fields: HeadBuilder, end_stream: bool) {
+    fn on_trailers(
+        &mut self,
+        id: u32,
+        fields: HeadBuilder,
+        end_stream: bool,
+    ) -> Result<(), ConnError> {
         let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.take()) else {
-            if self.streams.contains_key(&id) {
-                self.reset(id, Reason::StreamClosed);
-            }
-            return;
+            // The client had ended its side already (half-closed).
+            return self.reset(id, Reason::StreamClosed);
         };
         let discarding = self.streams.get(&id).is_some_and(|s| s.discarded.is_some());
         match fields.finish_trailers() {
@@ -287,8 +305,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
                 self.again.push(id);
             }
             // Resetting cancels the body and credits what it owed (`remove`).
-            _ => self.reset(id, Reason::ProtocolError),
+            _ => return self.reset(id, Reason::ProtocolError),
         }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 /// Output beyond which no more response bytes are produced until some are written.
 pub const OUTPUT_HIGH: usize = 256 * 1024;
@@ -96,6 +97,8 @@ pub struct Stream {
     pub length_left: Option<u64>,
     /// Bytes the server may still send on this stream.
     pub send_window: i64,
+    /// Since when the response has had bytes to send and no window to send them in.
+    pub stalled_since: Option<Instant>,
     head_only: bool,
 }
 
@@ -120,6 +123,7 @@ impl Stream {
             discarded: None,
             length_left: length,
             send_window: windows.1,
+            stalled_since: None,
             head_only,
         }
     }
@@ -212,6 +216,7 @@ impl Stream {
                     .min(peer.conn_window)
                     .min(peer.max_frame as i64);
                 if room <= 0 && !data.is_empty() {
+                    self.stalled_since.get_or_insert_with(Instant::now);
                     return if peer.conn_window <= 0 {
                         Progress::ConnBlocked
                     } else {
@@ -221,6 +226,7 @@ impl Stream {
                 let n = data.len().min(room.max(0) as usize);
                 let chunk = data.split_to(n);
                 let last = data.is_empty() && *end;
+                self.stalled_since = None;
                 out.data(id, chunk, last);
                 self.send_window -= n as i64;
                 peer.conn_window -= n as i64;

@@ -209,12 +209,7 @@ fn chunked(conn: &mut Conn, chunk: Chunk) -> Result<Step, H1Error> {
             };
             let line = &buf[..end];
             let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-            let digits = std::str::from_utf8(digits)
-                .ok()
-                .map(str::trim)
-                .filter(|d| !d.is_empty() && d.len() <= 16);
-            let size = digits
-                .and_then(|d| u64::from_str_radix(d, 16).ok())
+            let size = crate::http1::chunk_size(digits)
                 .ok_or_else(|| H1Error::Protocol("bad chunk size".into()))?;
             let _ = buf.split_to(end + 2);
             Ok(Step::Next(if size == 0 {

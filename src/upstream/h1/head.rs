@@ -57,7 +57,11 @@ pub fn parse(
         &mut slots,
     );
     let len = match parsed {
-        Ok(httparse::Status::Complete(len)) => len,
+        // However the head arrived, in one read or many, it may not exceed the limit.
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+        Ok(httparse::Status::Complete(_)) => {
+            return Err(H1Error::Protocol("response head too large".into()));
+        }
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
             return Err(H1Error::Protocol("response head too large".into()));
         }
@@ -118,11 +122,9 @@ fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<F
     }
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.to_str().unwrap_or("x").split(',') {
-            let parsed: u64 = part
-                .trim()
-                .parse()
-                .map_err(|_| H1Error::Protocol(format!("bad content-length {value:?}")))?;
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let parsed = crate::http1::content_length(part.trim_ascii())
+                .ok_or_else(|| H1Error::Protocol(format!("bad content-length {value:?}")))?;
             if length.is_some_and(|l| l != parsed) {
                 return Err(H1Error::Protocol(
                     "conflicting content-length values".into(),
