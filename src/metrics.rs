@@ -23,6 +23,8 @@ pub struct Metrics {
     http2_refused: AtomicU64,
     http2_client_resets: AtomicU64,
     http2_connection_errors: AtomicU64,
+    /// Client connections refused over `max_connections` and over `max_connections_per_ip`.
+    connections_refused: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -62,6 +64,12 @@ impl Metrics {
         self.http2_connection_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a client connection closed at once for being over `max_connections`, or (with
+    /// `per_ip`) over `max_connections_per_ip`.
+    pub fn client_connection_refused(&self, per_ip: bool) {
+        self.connections_refused[usize::from(per_ip)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a new connection to a backend.
     pub fn upstream_connection_opened(&self) {
         self.upstream_connections.fetch_add(1, Ordering::Relaxed);
@@ -76,6 +84,22 @@ impl Metrics {
             "counter",
             "Responses sent to clients, by status class.",
         );
+        family(
+            &mut out,
+            "switchyard_client_connections_refused_total",
+            "counter",
+            "Client connections closed as accepted: over max_connections, or max_connections_per_ip.",
+        );
+        for (limit, count) in ["max_connections", "max_connections_per_ip"]
+            .iter()
+            .zip(&self.connections_refused)
+        {
+            let count = count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "switchyard_client_connections_refused_total{{limit=\"{limit}\"}} {count}"
+            );
+        }
         for (class, count) in CLASSES.iter().zip(&self.responses) {
             let count = count.load(Ordering::Relaxed);
             let _ = writeln!(

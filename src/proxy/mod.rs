@@ -202,11 +202,26 @@ impl Proxy {
     }
 }
 
-/// Reads a (small, length-declared) client body whole, within the request deadline.
-async fn buffer(body: ProxyBody, deadline: tokio::time::Instant) -> Result<ProxyBody, ProxyError> {
+/// Reads a (small, length-declared) client body whole, within the request deadline, into one
+/// buffer of its declared size (a list of the pieces as they came would cost memory per piece:
+/// a client can send a body one byte per frame).
+async fn buffer(
+    mut body: ProxyBody,
+    deadline: tokio::time::Instant,
+) -> Result<ProxyBody, ProxyError> {
     use http_body_util::BodyExt;
-    match tokio::time::timeout_at(deadline, body.collect()).await {
-        Ok(Ok(collected)) => Ok(ProxyBody::full(collected.to_bytes())),
+    let declared = body.size_hint().exact().unwrap_or(0) as usize;
+    let read = async {
+        let mut whole = bytes::BytesMut::with_capacity(declared);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                whole.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, crate::body::BodyError>(whole.freeze())
+    };
+    match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(whole)) => Ok(ProxyBody::full(whole)),
         Ok(Err(error)) => Err(ProxyError::ClientBody(error)),
         Err(_) => Err(ProxyError::ClientBody(Box::new(UpstreamError::Timeout(
             deadline.saturating_duration_since(tokio::time::Instant::now()),

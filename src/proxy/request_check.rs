@@ -25,7 +25,10 @@ pub fn check<B>(req: &mut Request<B>) -> Result<(), ProxyError> {
                 "request target's authority has userinfo",
             ));
         }
-        let agrees = host.is_none_or(|h| h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes()));
+        let agrees = host.is_none_or(|h| {
+            h.as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes())
+        });
         if !agrees {
             if req.version() == Version::HTTP_2 {
                 return Err(ProxyError::BadRequest("host differs from :authority"));
@@ -43,7 +46,9 @@ pub fn check<B>(req: &mut Request<B>) -> Result<(), ProxyError> {
 
 /// True for `host[:port]` without userinfo, spaces or list separators.
 fn plain_authority(value: &[u8]) -> bool {
-    !value.iter().any(|&b| matches!(b, b'@' | b',' | b' ' | b'\t'))
+    !value
+        .iter()
+        .any(|&b| matches!(b, b'@' | b',' | b' ' | b'\t'))
 }
 
 /// True when the request's transfer codings are exactly `chunked`, once.
@@ -77,7 +82,11 @@ mod tests {
         let mut req = req.body(()).unwrap();
         match check(&mut req) {
             Ok(()) => Ok(req.headers().get(HOST).map(|h| h.to_str().unwrap().into())),
-            Err(error) => Err(format!("{} {}", error.status().as_u16(), error.router_error())),
+            Err(error) => Err(format!(
+                "{} {}",
+                error.status().as_u16(),
+                error.router_error()
+            )),
         }
     }
 
@@ -86,22 +95,66 @@ mod tests {
         let h1 = Version::HTTP_11;
         let h2 = Version::HTTP_2;
         let bad = Err("400 bad_request".to_string());
-        let cases: Vec<(Version, &str, Vec<(&str, &str)>, Result<Option<String>, String>)> = vec![
-            (h1, "/p", vec![("host", "a.test")], Ok(Some("a.test".into()))),
-            (h1, "/p", vec![("host", "a.test"), ("host", "b.test")], bad.clone()),
-            (h1, "/p", vec![("host", "a.test"), ("host", "a.test")], bad.clone()),
+        let cases: Vec<(
+            Version,
+            &str,
+            Vec<(&str, &str)>,
+            Result<Option<String>, String>,
+        )> = vec![
+            (
+                h1,
+                "/p",
+                vec![("host", "a.test")],
+                Ok(Some("a.test".into())),
+            ),
+            (
+                h1,
+                "/p",
+                vec![("host", "a.test"), ("host", "b.test")],
+                bad.clone(),
+            ),
+            (
+                h1,
+                "/p",
+                vec![("host", "a.test"), ("host", "a.test")],
+                bad.clone(),
+            ),
             (h1, "/p", vec![("host", "evil.test@a.test")], bad.clone()),
             (h1, "/p", vec![("host", "a.test, b.test")], bad.clone()),
-            (h1, "http://a.test/p", vec![("host", "b.test")], Ok(Some("a.test".into()))),
+            (
+                h1,
+                "http://a.test/p",
+                vec![("host", "b.test")],
+                Ok(Some("a.test".into())),
+            ),
             (h1, "http://a.test:81/p", vec![], Ok(None)),
-            (h1, "http://A.test/p", vec![("host", "a.TEST")], Ok(Some("a.TEST".into()))),
-            (h1, "http://u@a.test/p", vec![("host", "a.test")], bad.clone()),
+            (
+                h1,
+                "http://A.test/p",
+                vec![("host", "a.TEST")],
+                Ok(Some("a.TEST".into())),
+            ),
+            (
+                h1,
+                "http://u@a.test/p",
+                vec![("host", "a.test")],
+                bad.clone(),
+            ),
             (h2, "http://a.test/p", vec![("host", "b.test")], bad.clone()),
-            (h2, "http://a.test/p", vec![("host", "a.test")], Ok(Some("a.test".into()))),
+            (
+                h2,
+                "http://a.test/p",
+                vec![("host", "a.test")],
+                Ok(Some("a.test".into())),
+            ),
             (h2, "http://a.test/p", vec![], Ok(None)),
         ];
         for (version, target, fields, want) in cases {
-            assert_eq!(checked(version, target, &fields), want, "{target} {fields:?}");
+            assert_eq!(
+                checked(version, target, &fields),
+                want,
+                "{target} {fields:?}"
+            );
         }
     }
 

@@ -44,6 +44,8 @@ pub struct ServeSettings {
     pub http2_keepalive: Duration,
     /// How long a response may wait for the client to take more of it.
     pub send_timeout: Duration,
+    /// Client connections open at once (shared by every worker).
+    pub admission: Arc<super::Admission>,
     http1: http1::Builder,
 }
 
@@ -62,6 +64,7 @@ impl ServeSettings {
             max_header_bytes: server.max_header_bytes,
             http2_keepalive: server.http2_keepalive.0,
             send_timeout: server.send_timeout.0,
+            admission: super::Admission::new(server.max_connections, server.max_connections_per_ip),
             http1,
         }
     }

@@ -3,6 +3,7 @@
 //! timeouts, parking), the hand-written HTTP/1.1 server (`h1`), the hand-written HTTP/2 server
 //! (`h2`) and the worker threads that run them (`worker`).
 
+mod admission;
 mod conn_state;
 mod connection;
 mod h1;
@@ -11,6 +12,7 @@ mod listener;
 mod thread;
 mod worker;
 
+pub use admission::{Admission, Admitted, Refused};
 pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
 pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
 pub use h2::RequestBody as Http2Body;

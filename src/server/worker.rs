@@ -1,6 +1,7 @@
 //! A worker thread: one single-threaded tokio runtime with its own listening sockets. Requests
 //! never hop between threads; the upstream pool is per worker too.
 
+use super::Refused;
 use super::connection::{ConnContext, ServeSettings, serve};
 use crate::lifecycle::Lifecycle;
 use crate::proxy::Proxy;
@@ -97,13 +98,27 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Accep
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let admitted = match settings.admission.admit(peer.ip()) {
+                        Ok(admitted) => admitted,
+                        Err(why) => {
+                            tracing::debug!(%peer, ?why, "connection refused: too many open");
+                            proxy
+                                .metrics()
+                                .client_connection_refused(why == Refused::PerIp);
+                            continue;
+                        }
+                    };
                     let guards = (lifecycle.connection(), local.connection());
                     let ctx = ConnContext {
                         proxy: proxy.clone(),
                         settings: settings.clone(),
                         lifecycle: lifecycle.clone(),
                     };
-                    tokio::spawn(serve(stream, peer, tls.clone(), ctx, guards));
+                    let served = serve(stream, peer, tls.clone(), ctx, guards);
+                    tokio::spawn(async move {
+                        served.await;
+                        drop(admitted);
+                    });
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.

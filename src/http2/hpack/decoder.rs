@@ -109,7 +109,11 @@ impl Decoder {
     }
 
     /// Decodes a whole header block, handing each field and its size to `each`.
-    pub fn decode(&mut self, block: &Bytes, each: impl FnMut(Field, usize)) -> Result<(), HpackError> {
+    pub fn decode(
+        &mut self,
+        block: &Bytes,
+        each: impl FnMut(Field, usize),
+    ) -> Result<(), HpackError> {
         self.decode_bounded(block, usize::MAX, each)
     }
 

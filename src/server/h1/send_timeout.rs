@@ -29,7 +29,11 @@ impl<'a, I> SendTimeout<'a, I> {
 
     /// Maps a write's outcome: progress disarms the timer, waiting arms it, and an expired one
     /// turns the wait into an error.
-    fn check<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
             self.timer = None;
             return polled;

@@ -227,8 +227,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
 /// Priorities are not used, but a stream may not depend on itself (section 5.3.1): answered
 /// as a connection error, which the RFC allows for any stream error.
 pub(super) fn check_priority(stream: u32, priority: &[u8]) -> Result<(), ConnError> {
-    let parent =
-        u32::from_be_bytes([priority[0], priority[1], priority[2], priority[3]]) & frame::MAX_WINDOW;
+    let parent = u32::from_be_bytes([priority[0], priority[1], priority[2], priority[3]])
+        & frame::MAX_WINDOW;
     match parent == stream {
         true => Err(protocol(Reason::ProtocolError, "stream depends on itself")),
         false => Ok(()),

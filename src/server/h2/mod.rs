@@ -260,7 +260,11 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                 if self.read.is_empty() && self.streams.is_empty() {
                     self.read = BytesMut::new();
                     self.streams = FxHashMap::default();
-                    for ids in [&mut self.polling, &mut self.conn_blocked, &mut self.out_blocked] {
+                    for ids in [
+                        &mut self.polling,
+                        &mut self.conn_blocked,
+                        &mut self.out_blocked,
+                    ] {
                         if ids.capacity() > KEEP_IDS {
                             *ids = Vec::new();
                         }

@@ -7,8 +7,8 @@ use super::request::HeadBuilder;
 use super::stream::{self, Stream};
 use super::wake::StreamWaker;
 use super::{
-    ConnError, Connection, DISCARD_LIMIT, LIST_LIMIT_FACTOR, MAX_CONCURRENT_STREAMS,
-    STREAM_WINDOW, WINDOW_CREDIT, protocol,
+    ConnError, Connection, DISCARD_LIMIT, LIST_LIMIT_FACTOR, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
+    WINDOW_CREDIT, protocol,
 };
 use crate::body::ProxyBody;
 use crate::http2::frame::{self, Head, Reason, flag, kind};
@@ -185,7 +185,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             // protocol (sections 5.1 and 5.1.1).
             return match self.reset_by_server.contains(id) {
                 true => self.calm.idle_frame(),
-                false => Err(protocol(Reason::ProtocolError, "HEADERS on a closed stream")),
+                false => Err(protocol(
+                    Reason::ProtocolError,
+                    "HEADERS on a closed stream",
+                )),
             };
         }
         self.last_stream = id;

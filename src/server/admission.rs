@@ -1,0 +1,122 @@
+//! How many client connections may be open at once: across the router and from one IP address
+//! (`[server] max_connections`, `max_connections_per_ip`). A connection over either limit is
+//! closed as soon as it is accepted, before anything is read from it, and counted
+//! (`switchyard_client_connections_refused_total`). One instance is shared by every worker.
+
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Shards of the per-address counts (accepts on different workers rarely share a lock).
+const SHARDS: usize = 16;
+
+/// Open client connections, in all and per address.
+#[derive(Debug)]
+pub struct Admission {
+    max_total: usize,
+    max_per_ip: usize,
+    total: AtomicUsize,
+    per_ip: [Mutex<FxHashMap<IpAddr, usize>>; SHARDS],
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_connections` were open.
+    Total,
+    /// `max_connections_per_ip` were open from its address.
+    PerIp,
+}
+
+impl Admission {
+    /// Limits of `max_total` and `max_per_ip` connections (0 = unlimited).
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Admission> {
+        Arc::new(Admission {
+            max_total,
+            max_per_ip,
+            total: AtomicUsize::new(0),
+            per_ip: std::array::from_fn(|_| Mutex::new(FxHashMap::default())),
+        })
+    }
+
+    /// Admits a connection from `ip`, counted until the guard drops; or says why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refused> {
+        let total = self.total.fetch_add(1, Ordering::Relaxed);
+        if self.max_total != 0 && total >= self.max_total {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refused::Total);
+        }
+        if self.max_per_ip != 0 {
+            let mut shard = self.shard(ip);
+            let count = shard.entry(ip).or_insert(0);
+            if *count >= self.max_per_ip {
+                drop(shard);
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                return Err(Refused::PerIp);
+            }
+            *count += 1;
+        }
+        Ok(Admitted {
+            admission: self.clone(),
+            ip,
+        })
+    }
+
+    fn shard(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, FxHashMap<IpAddr, usize>> {
+        let hash = match ip {
+            IpAddr::V4(v4) => u32::from(v4) as usize,
+            IpAddr::V6(v6) => u128::from(v6) as usize,
+        };
+        self.per_ip[hash % SHARDS]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// An admitted connection; dropping it frees its places.
+#[derive(Debug)]
+pub struct Admitted {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let admission = &self.admission;
+        admission.total.fetch_sub(1, Ordering::Relaxed);
+        if admission.max_per_ip != 0 {
+            let mut shard = admission.shard(self.ip);
+            if let Some(count) = shard.get_mut(&self.ip) {
+                *count -= 1;
+                if *count == 0 {
+                    shard.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_in_all_and_per_address() {
+        let admission = Admission::new(3, 2);
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = admission.admit(a).unwrap();
+        let _second = admission.admit(a).unwrap();
+        assert_eq!(admission.admit(a).unwrap_err(), Refused::PerIp);
+        let _third = admission.admit(b).unwrap();
+        assert_eq!(admission.admit(b).unwrap_err(), Refused::Total);
+        drop(first);
+        let _again = admission.admit(a).unwrap();
+        assert_eq!(admission.total.load(Ordering::Relaxed), 3);
+
+        let unlimited = Admission::new(0, 0);
+        let held: Vec<_> = (0..1000).map(|_| unlimited.admit(a).unwrap()).collect();
+        drop(held);
+        assert_eq!(unlimited.total.load(Ordering::Relaxed), 0);
+    }
+}
