@@ -1,17 +1,10 @@
 //! The binary: `check` errors with file, line and key; start-up failures; signals (graceful
 //! stop on SIGTERM, drain on SIGUSR1, route reload on SIGHUP).
 
+use crate::process::*;
 use crate::support::*;
 use std::process::Stdio;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-
-fn write_config(text: &str) -> std::path::PathBuf {
-    let path = temp_dir("cli").join("switchyard.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_names_file_line_and_key_of_every_error() {
@@ -72,61 +65,6 @@ async fn run_fails_with_one_clear_line_when_the_port_is_taken() {
         stderr.contains(&format!("cannot listen on {addr} (listen.http)")),
         "{stderr}"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Process(tokio::process::Child);
-
-impl Process {
-    fn signal(&self, name: &str) {
-        let pid = self.0.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-s", name, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (up to 10 s) for the process to exit; its exit code.
-    async fn exit_code(&mut self) -> Option<i32> {
-        let status = tokio::time::timeout(Duration::from_secs(10), self.0.wait())
-            .await
-            .expect("the process exits within 10 s")
-            .unwrap();
-        status.code()
-    }
-}
-
-async fn start_binary(config: &str) -> Process {
-    let path = write_config(config);
-    let child = tokio::process::Command::new(BIN)
-        .args(["run", "--config", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    Process(child)
-}
-
-async fn wait_for_port(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("port {port} never opened");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

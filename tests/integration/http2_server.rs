@@ -3,6 +3,7 @@
 //! clients, over real sockets (hyper's client, and raw frames where a client library would not
 //! misbehave).
 
+use crate::raw_h2::*;
 use crate::support::*;
 use bytes::Bytes;
 use http::Request;
@@ -10,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchyard::http2::frame::{self, Head, flag, kind};
+use switchyard::http2::frame::{self, flag, kind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -352,82 +353,6 @@ async fn stopping_sends_goaway_and_lets_open_streams_finish() {
         .body(full(""))
         .unwrap();
     assert!(client.send_request(req).await.is_err());
-}
-
-/// A raw HTTP/2 client connection: preface and empty SETTINGS sent.
-async fn raw_h2(addr: SocketAddr) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    socket.write_all(frame::PREFACE).await.unwrap();
-    socket
-        .write_all(&raw_frame(kind::SETTINGS, 0, 0, &[]))
-        .await
-        .unwrap();
-    socket
-}
-
-fn raw_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = bytes::BytesMut::new();
-    frame::head(&mut out, payload.len(), kind, flags, stream);
-    out.extend_from_slice(payload);
-    out.to_vec()
-}
-
-/// A GET for `/bytes/1` on `app.test` as an HPACK block (static indexes and raw literals).
-fn get_block(extra: &[u8]) -> Vec<u8> {
-    block_for("/bytes/1", extra)
-}
-
-/// A GET for `path` on `app.test`, then the fields in `extra`, as an HPACK block.
-fn block_for(path: &str, extra: &[u8]) -> Vec<u8> {
-    let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
-    block.extend_from_slice(&[0x04, path.len() as u8]); // :path, literal without indexing
-    block.extend_from_slice(path.as_bytes());
-    block.extend_from_slice(&[0x01, 8]); // :authority
-    block.extend_from_slice(b"app.test");
-    block.extend_from_slice(extra);
-    block
-}
-
-/// Sends a request's header block (ending the stream) in HEADERS and CONTINUATION frames.
-async fn send_block(socket: &mut TcpStream, stream: u32, block: &[u8]) {
-    let mut pieces = block.chunks(16_000).peekable();
-    let mut first = true;
-    while let Some(piece) = pieces.next() {
-        let (kind, mut flags) = match first {
-            true => (kind::HEADERS, flag::END_STREAM),
-            false => (kind::CONTINUATION, 0),
-        };
-        if pieces.peek().is_none() {
-            flags |= flag::END_HEADERS;
-        }
-        socket
-            .write_all(&raw_frame(kind, flags, stream, piece))
-            .await
-            .unwrap();
-        first = false;
-    }
-}
-
-/// Reads frames until one of `want` arrives (or the connection ends); returns it.
-async fn read_until(socket: &mut TcpStream, want: &[u8]) -> Option<(Head, Vec<u8>)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut head = [0u8; frame::HEADER_LEN];
-        tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
-            .await
-            .ok()?
-            .ok()?;
-        let head = Head::parse(&head);
-        let mut payload = vec![0u8; head.len];
-        socket.read_exact(&mut payload).await.ok()?;
-        if want.contains(&head.kind) {
-            return Some((head, payload));
-        }
-    }
-}
-
-fn error_code(payload: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(payload[at..at + 4].try_into().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

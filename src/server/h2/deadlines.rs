@@ -57,7 +57,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         } else {
             self.head_deadline.disarm();
         }
-        if self.stall_deadline.fired(cx) {
+        // Polled again after each reset: that registers the timer armed for the next one.
+        while self.stall_deadline.fired(cx) {
             self.reset_stalled()?;
         }
         Ok(())

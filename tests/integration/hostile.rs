@@ -1,0 +1,420 @@
+//! Hostile clients against the real binary (one worker, default limits unless the limit is what
+//! is tested): each test is one attack from the hardening review, measured where it is about
+//! resources (the router's resident memory and CPU time, another client's answers).
+
+use crate::process::*;
+use crate::raw_h2::*;
+use crate::support::*;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use switchyard::http2::frame::{self, Head, flag, kind, setting};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A backend that answers `GET /bytes/N` with N bytes, `/hang` never, and anything else with
+/// the number of body bytes it read; it counts the requests it got.
+async fn counting_backend() -> (Backend, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let backend = Backend::start(move |req: Request<hyper::body::Incoming>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let path = req.uri().path().to_owned();
+            if path == "/hang" {
+                std::future::pending::<()>().await;
+            }
+            if let Some(n) = path.strip_prefix("/bytes/") {
+                return hyper::Response::new(full(vec![b'x'; n.parse().unwrap()]));
+            }
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            hyper::Response::new(full(format!("{}", body.map_or(0, |b| b.len()))))
+        }
+    })
+    .await;
+    (backend, count)
+}
+
+/// The status of `GET path` on `app.test` over a new HTTP/1.1 connection.
+async fn status_of(http: SocketAddr, path: &str) -> u16 {
+    let req = Request::get(path)
+        .header("host", "app.test")
+        .body(full(""))
+        .unwrap();
+    send(http, req).await.status().as_u16()
+}
+
+/// A request header block: `method` (a static-table index byte: 0x82 GET, 0x83 POST), `path` on
+/// `app.test`, then the fields in `extra`.
+fn request_block(method: u8, path: &str, extra: &[u8]) -> Vec<u8> {
+    let mut block = block_for(path, extra);
+    block[0] = method;
+    block
+}
+
+/// A literal field without indexing, new name (both raw), as an HPACK representation.
+fn literal(name: &str, value: &str) -> Vec<u8> {
+    assert!(name.len() < 127 && value.len() < 127);
+    let mut out = vec![0x00, name.len() as u8];
+    out.extend_from_slice(name.as_bytes());
+    out.push(value.len() as u8);
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// Opens stream `id` with a request whose body follows (no END_STREAM).
+async fn open_upload(socket: &mut TcpStream, id: u32, method: u8, path: &str, extra: &[u8]) {
+    let block = request_block(method, path, extra);
+    let frame = raw_frame(kind::HEADERS, flag::END_HEADERS, id, &block);
+    socket.write_all(&frame).await.unwrap();
+}
+
+/// Reads frames until the connection ends (or `limit` passes); the GOAWAY code, if one came.
+async fn goaway_code(socket: &mut TcpStream, limit: Duration) -> Option<u32> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut head = [0u8; frame::HEADER_LEN];
+        tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
+            .await
+            .ok()?
+            .ok()?;
+        let head = Head::parse(&head);
+        let mut payload = vec![0u8; head.len];
+        socket.read_exact(&mut payload).await.ok()?;
+        if head.kind == kind::GOAWAY {
+            return Some(error_code(&payload, 4));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byte_data_frames_do_not_pin_read_buffers() {
+    // Two endpoints, so an idempotent request with a small Content-Length is read whole first.
+    let (one, _) = counting_backend().await;
+    let (two, _) = counting_backend().await;
+    let (router, http, _) = start_router("", &route("/", &[&one, &two])).await;
+    let mut socket = raw_h2(http).await;
+    // Stream 1: a PUT that declares 64 KiB and gets one byte per frame. Stream 3: an upload
+    // whose 16 KiB frames fill the read buffers between those bytes (all within flow control).
+    open_upload(
+        &mut socket,
+        1,
+        0x83,
+        "/put",
+        &literal("content-length", "65536"),
+    )
+    .await;
+    let put = request_block(0x83, "/sink", &[]);
+    socket
+        .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 3, &put))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    // Window the router has given: the connection's and stream 3's (its SETTINGS announce
+    // 256 KiB per stream).
+    let conn_window = Arc::new(AtomicI64::new(65_535));
+    let stream_window = Arc::new(AtomicI64::new(256 * 1024));
+    let more = Arc::new(tokio::sync::Notify::new());
+    let (conn, stream, told) = (conn_window.clone(), stream_window.clone(), more.clone());
+    tokio::spawn(async move {
+        loop {
+            let mut head = [0u8; frame::HEADER_LEN];
+            if reader.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let head = Head::parse(&head);
+            let mut payload = vec![0u8; head.len];
+            if reader.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            if head.kind == kind::WINDOW_UPDATE {
+                let add = error_code(&payload, 0) as i64;
+                match head.stream {
+                    0 => conn.fetch_add(add, Ordering::SeqCst),
+                    3 => stream.fetch_add(add, Ordering::SeqCst),
+                    _ => 0,
+                };
+                told.notify_one();
+            }
+        }
+    });
+    let filler = raw_frame(kind::DATA, 0, 3, &[b'f'; 16_384]);
+    let byte = raw_frame(kind::DATA, 0, 1, b"b");
+    let mut rss_before = 0.0;
+    const UNITS: usize = 5_000;
+    for unit in 0..UNITS {
+        if unit == 100 {
+            rss_before = router.rss_mib();
+        }
+        while conn_window.load(Ordering::SeqCst) < 16_385
+            || stream_window.load(Ordering::SeqCst) < 16_384
+        {
+            let wait = tokio::time::timeout(Duration::from_secs(5), more.notified());
+            assert!(wait.await.is_ok(), "window stalled");
+        }
+        conn_window.fetch_sub(16_385, Ordering::SeqCst);
+        stream_window.fetch_sub(16_384, Ordering::SeqCst);
+        writer.write_all(&byte).await.unwrap();
+        writer.write_all(&filler).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let grown = router.rss_mib() - rss_before;
+    eprintln!("one-byte DATA frames: RSS +{grown:.1} MiB for {UNITS} body bytes");
+    // Each byte pinned a 16+ KiB read buffer before: 5,000 bytes held ~160 MiB.
+    assert!(
+        grown < 40.0,
+        "RSS grew {grown:.1} MiB for {UNITS} body bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_floods_cost_one_pass_per_frame() {
+    let (backend, _) = counting_backend().await;
+    let (router, http, _) = start_router("", &route("/", &[&backend])).await;
+    let mut socket = raw_h2(http).await;
+    // 200 streams waiting on a backend that never answers.
+    let mut opens = Vec::new();
+    for i in 0..200u32 {
+        let block = request_block(0x82, "/hang", &[]);
+        opens.extend(raw_frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            2 * i + 1,
+            &block,
+        ));
+    }
+    socket.write_all(&opens).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu_before = router.cpu_seconds();
+    // 100 SETTINGS frames of 2,730 INITIAL_WINDOW_SIZE entries each.
+    let mut flood = Vec::new();
+    for i in 0..100u32 {
+        let mut payload = Vec::new();
+        for j in 0..2_730u32 {
+            payload.extend_from_slice(&setting::INITIAL_WINDOW_SIZE.to_be_bytes());
+            payload.extend_from_slice(&(65_535 + (i + j) % 2).to_be_bytes());
+        }
+        flood.extend(raw_frame(kind::SETTINGS, 0, 0, &payload));
+    }
+    let started = Instant::now();
+    socket.write_all(&flood).await.unwrap();
+    let mut acks = 0;
+    while acks < 101 {
+        let (head, _) = read_until(&mut socket, &[kind::SETTINGS])
+            .await
+            .expect("every SETTINGS frame acknowledged");
+        acks += usize::from(head.has(flag::ACK));
+    }
+    let took = started.elapsed();
+    let cpu = router.cpu_seconds() - cpu_before;
+    eprintln!("SETTINGS flood: {cpu:.2} s of CPU, acknowledged after {took:?}");
+    // Before, each entry meant a pass over the 200 streams, each queued once per entry:
+    // 4.8 s of CPU in a release build.
+    assert!(cpu < 1.0, "{cpu:.2} s of CPU for 100 SETTINGS frames");
+    assert!(took < Duration::from_secs(3), "acknowledged after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_window_clients_give_backend_places_back_after_send_timeout() {
+    let (backend, _) = counting_backend().await;
+    // The send timeout is the subject: 1 s instead of 60.
+    let (_router, http, _) = start_router("send_timeout = \"1s\"", &route("/", &[&backend])).await;
+    let mut attackers = Vec::new();
+    for _ in 0..3 {
+        let mut socket = TcpStream::connect(http).await.unwrap();
+        socket.write_all(frame::PREFACE).await.unwrap();
+        let mut zero = setting::INITIAL_WINDOW_SIZE.to_be_bytes().to_vec();
+        zero.extend_from_slice(&0u32.to_be_bytes());
+        socket
+            .write_all(&raw_frame(kind::SETTINGS, 0, 0, &zero))
+            .await
+            .unwrap();
+        let mut opens = Vec::new();
+        for i in 0..200u32 {
+            let block = request_block(0x82, "/bytes/1048576", &[]);
+            opens.extend(raw_frame(
+                kind::HEADERS,
+                flag::END_HEADERS | flag::END_STREAM,
+                2 * i + 1,
+                &block,
+            ));
+        }
+        socket.write_all(&opens).await.unwrap();
+        attackers.push(socket);
+    }
+    // 600 responses stalled, over the 500 places `max_conns_per_backend` gives the backend.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = loop {
+        let status = status_of(http, "/bytes/10").await;
+        if status == 200 || started.elapsed() > Duration::from_secs(6) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        status,
+        200,
+        "another client still refused after {:?}",
+        started.elapsed()
+    );
+    // The stalled streams were reset (CANCEL).
+    let mut cancelled = 0;
+    while let Some((head, payload)) = read_until(&mut attackers[0], &[kind::RST_STREAM]).await {
+        if head.kind == kind::RST_STREAM && error_code(&payload, 0) == 0x8 {
+            cancelled += 1;
+        }
+        if cancelled == 200 {
+            break;
+        }
+    }
+    assert!(cancelled >= 150, "{cancelled} streams reset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_the_client_provokes_end_the_connection() {
+    // CVE-2025-8671 ("MadeYouReset"): frames that make the server reset streams it has
+    // started handling, so that the client's own reset budget never moves.
+    let (backend, requests) = counting_backend().await;
+    let (_router, http, _) = start_router("", &route("/", &[&backend])).await;
+    let provokers: [(&str, fn(u32) -> Vec<u8>); 2] = [
+        ("WINDOW_UPDATE of 0 on the stream", |id| {
+            raw_frame(kind::WINDOW_UPDATE, 0, id, &0u32.to_be_bytes())
+        }),
+        ("DATA beyond the declared content-length", |id| {
+            raw_frame(kind::DATA, flag::END_STREAM, id, b"too long")
+        }),
+    ];
+    for (what, provoke) in provokers {
+        requests.store(0, Ordering::SeqCst);
+        let mut socket = raw_h2(http).await;
+        let mut burst = Vec::new();
+        for i in 0..1_000u32 {
+            let id = 2 * i + 1;
+            let block = request_block(0x83, "/hang", &literal("content-length", "1"));
+            burst.extend(raw_frame(kind::HEADERS, flag::END_HEADERS, id, &block));
+            burst.extend(provoke(id));
+        }
+        let _ = socket.write_all(&burst).await;
+        let code = goaway_code(&mut socket, Duration::from_secs(5)).await;
+        assert_eq!(code, Some(0xb), "{what}: ENHANCE_YOUR_CALM");
+        let sent = requests.load(Ordering::SeqCst);
+        assert!(sent <= 510, "{what}: {sent} requests reached the backend");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_list_far_over_the_limit_ends_the_connection() {
+    let (backend, _) = counting_backend().await;
+    let (router, http, _) = start_router("", &route("/", &[&backend])).await;
+    let mut socket = raw_h2(http).await;
+    // A 4,000-byte value into the dynamic table (literal with incremental indexing).
+    let mut first = block_for("/bytes/1", &[0x40, 3]);
+    first.extend_from_slice(b"x-b");
+    first.extend_from_slice(&[
+        0x7f,
+        (4_000 - 127) as u8 & 0x7f | 0x80,
+        ((4_000 - 127) >> 7) as u8,
+    ]);
+    first.extend(std::iter::repeat_n(b'a', 4_000));
+    send_block(&mut socket, 1, &first).await;
+    let (head, _) = read_until(&mut socket, &[kind::HEADERS]).await.unwrap();
+    assert_eq!(head.stream, 1, "the first request is answered");
+    // Then 16,000 one-byte references to it: 64 MB of header list from 16 KB.
+    let cpu_before = router.cpu_seconds();
+    let mut bomb = get_block(&[]);
+    bomb.extend(std::iter::repeat_n(0xbe, 16_000));
+    send_block(&mut socket, 3, &bomb).await;
+    let code = goaway_code(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(
+        code,
+        Some(0xb),
+        "ENHANCE_YOUR_CALM, not a 431 on a kept connection"
+    );
+    let cpu = router.cpu_seconds() - cpu_before;
+    assert!(cpu < 0.5, "{cpu:.2} s of CPU for one block");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_of_frames_that_do_nothing_end_the_connection() {
+    let (backend, _) = counting_backend().await;
+    let (_router, http, _) = start_router("", &route("/", &[&backend])).await;
+    let end = flag::END_HEADERS | flag::END_STREAM;
+    let floods: [(&str, Vec<u8>, Vec<u8>); 7] = [
+        ("PING", vec![], raw_frame(kind::PING, 0, 0, &[0; 8])),
+        ("SETTINGS", vec![], raw_frame(kind::SETTINGS, 0, 0, &[])),
+        (
+            "empty DATA",
+            raw_frame(
+                kind::HEADERS,
+                flag::END_HEADERS,
+                1,
+                &request_block(0x83, "/hang", &[]),
+            ),
+            raw_frame(kind::DATA, 0, 1, &[]),
+        ),
+        (
+            "PRIORITY",
+            vec![],
+            raw_frame(kind::PRIORITY, 0, 1, &[0, 0, 0, 0, 16]),
+        ),
+        ("unknown type", vec![], raw_frame(0x20, 0, 0, &[0; 8])),
+        (
+            "RST_STREAM on a closed stream",
+            raw_frame(kind::HEADERS, end, 1, &get_block(&[])),
+            raw_frame(kind::RST_STREAM, 0, 1, &8u32.to_be_bytes()),
+        ),
+        (
+            "WINDOW_UPDATE",
+            vec![],
+            raw_frame(kind::WINDOW_UPDATE, 0, 0, &1u32.to_be_bytes()),
+        ),
+    ];
+    for (what, setup, frame) in floods {
+        let mut socket = raw_h2(http).await;
+        socket.write_all(&setup).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let flood: Vec<u8> = std::iter::repeat_n(frame, 2_000).flatten().collect();
+        let _ = socket.write_all(&flood).await;
+        let code = goaway_code(&mut socket, Duration::from_secs(5)).await;
+        assert_eq!(code, Some(0xb), "{what}: ENHANCE_YOUR_CALM");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_header_block_is_cut_at_header_read_timeout() {
+    let (backend, _) = counting_backend().await;
+    // The timeout is the subject: 1 s instead of 10.
+    let (_router, http, _) =
+        start_router("header_read_timeout = \"1s\"", &route("/", &[&backend])).await;
+    for open_stream in [false, true] {
+        let mut socket = raw_h2(http).await;
+        if open_stream {
+            // A request in flight does not lift the limit.
+            send_block(&mut socket, 1, &request_block(0x82, "/hang", &[])).await;
+        }
+        let block = get_block(&[]);
+        socket
+            .write_all(&raw_frame(kind::HEADERS, flag::END_STREAM, 3, &block))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let _ = goaway_code(&mut socket, Duration::from_secs(6)).await;
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(1), socket.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "connection still open (stream open: {open_stream})"
+        );
+        let took = started.elapsed();
+        assert!(
+            took > Duration::from_millis(800) && took < Duration::from_secs(4),
+            "closed after {took:?} (stream open: {open_stream})"
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! A raw HTTP/2 client for tests that break the rules on purpose: frames written by hand,
+//! header blocks of static-table indexes and raw literals, frames read back one by one.
+
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchyard::http2::frame::{self, Head, flag, kind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw HTTP/2 client connection: preface and empty SETTINGS sent.
+pub async fn raw_h2(addr: SocketAddr) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(frame::PREFACE).await.unwrap();
+    socket
+        .write_all(&raw_frame(kind::SETTINGS, 0, 0, &[]))
+        .await
+        .unwrap();
+    socket
+}
+
+pub fn raw_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    frame::head(&mut out, payload.len(), kind, flags, stream);
+    out.extend_from_slice(payload);
+    out.to_vec()
+}
+
+/// A GET for `/bytes/1` on `app.test` as an HPACK block (static indexes and raw literals).
+pub fn get_block(extra: &[u8]) -> Vec<u8> {
+    block_for("/bytes/1", extra)
+}
+
+/// A GET for `path` on `app.test`, then the fields in `extra`, as an HPACK block.
+pub fn block_for(path: &str, extra: &[u8]) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+    block.extend_from_slice(&[0x04, path.len() as u8]); // :path, literal without indexing
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 8]); // :authority
+    block.extend_from_slice(b"app.test");
+    block.extend_from_slice(extra);
+    block
+}
+
+/// Sends a request's header block (ending the stream) in HEADERS and CONTINUATION frames.
+pub async fn send_block(socket: &mut TcpStream, stream: u32, block: &[u8]) {
+    let mut pieces = block.chunks(16_000).peekable();
+    let mut first = true;
+    while let Some(piece) = pieces.next() {
+        let (kind, mut flags) = match first {
+            true => (kind::HEADERS, flag::END_STREAM),
+            false => (kind::CONTINUATION, 0),
+        };
+        if pieces.peek().is_none() {
+            flags |= flag::END_HEADERS;
+        }
+        socket
+            .write_all(&raw_frame(kind, flags, stream, piece))
+            .await
+            .unwrap();
+        first = false;
+    }
+}
+
+/// Reads frames until one of `want` arrives (or the connection ends); returns it.
+pub async fn read_until(socket: &mut TcpStream, want: &[u8]) -> Option<(Head, Vec<u8>)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut head = [0u8; frame::HEADER_LEN];
+        tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
+            .await
+            .ok()?
+            .ok()?;
+        let head = Head::parse(&head);
+        let mut payload = vec![0u8; head.len];
+        socket.read_exact(&mut payload).await.ok()?;
+        if want.contains(&head.kind) {
+            return Some((head, payload));
+        }
+    }
+}
+
+pub fn error_code(payload: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(payload[at..at + 4].try_into().unwrap())
+}
