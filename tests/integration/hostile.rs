@@ -5,7 +5,6 @@
 use crate::process::*;
 use crate::raw_h2::*;
 use crate::support::*;
-use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
@@ -417,4 +416,229 @@ async fn an_unfinished_header_block_is_cut_at_header_read_timeout() {
             "closed after {took:?} (stream open: {open_stream})"
         );
     }
+}
+
+/// A backend that answers every request with an endless chunked body of 16-byte chunks,
+/// written as fast as the router takes them.
+async fn endless_small_chunks() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                let batch: Vec<u8> = std::iter::repeat_n(&b"10\r\n0123456789abcdef\r\n"[..], 1_000)
+                    .flatten()
+                    .copied()
+                    .collect();
+                while stream.write_all(&batch).await.is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_of_small_chunks_keep_memory_flat() {
+    let backend = endless_small_chunks().await;
+    let routes = format!("[[route]]\nuri = \"/\"\nbackends = [\"{backend}\"]\n");
+    let (router, http, _) = start_router("", &routes).await;
+    let rss_before = router.rss_mib();
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let mut socket = TcpStream::connect(http).await.unwrap();
+        socket
+            .write_all(b"GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .await
+            .unwrap();
+        readers.push(socket);
+    }
+    // The clients read nothing for 3 s: the backend keeps writing for as long as the router
+    // takes its bytes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grown = router.rss_mib() - rss_before;
+    eprintln!("4 stalled readers of small chunks: RSS +{grown:.1} MiB");
+    assert!(grown < 30.0, "RSS grew {grown:.1} MiB");
+    // They still get a well-formed start.
+    let mut start = [0u8; 64];
+    readers[0].read_exact(&mut start).await.unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200 OK\r\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_client_that_stops_reading_is_cut_after_send_timeout() {
+    let backend = endless_small_chunks().await;
+    let routes = format!("[[route]]\nuri = \"/\"\nbackends = [\"{backend}\"]\n");
+    // The send timeout is the subject: 1 s instead of 60.
+    let (_router, http, _) = start_router("send_timeout = \"1s\"", &routes).await;
+    let mut socket = TcpStream::connect(http).await.unwrap();
+    socket
+        .write_all(b"GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // What the router wrote before giving up is still there to read, then the end.
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(5), read_all).await;
+    assert!(ended.is_ok(), "the connection was not closed");
+}
+
+/// The status line and the backend's JSON (when it answered) of a raw HTTP/1.1 request.
+async fn raw_exchange(http: SocketAddr, request: &[u8]) -> (String, Option<serde_json::Value>) {
+    let answer = raw(http, request, Duration::from_secs(3)).await;
+    let status = answer.lines().next().unwrap_or("").to_string();
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body);
+    let json = body
+        .and_then(|body| serde_json::from_str(body.trim_start_matches(|c: char| c != '{')).ok());
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_content_length_and_transfer_coding_rules() {
+    let backend = Backend::echo("echo").await;
+    let (_router, http, _) = start_router("", &route("/", &[&backend])).await;
+    // The absolute form's authority is what the request is routed by and what the backend
+    // is told.
+    let (status, echo) = raw_exchange(
+        http,
+        b"GET http://a.test/p HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(seen(&echo.unwrap(), "host"), ["a.test"]);
+    // A client cannot strip Host with `Connection: Host`.
+    let (status, echo) = raw_exchange(
+        http,
+        b"GET /p HTTP/1.1\r\nHost: a.test\r\nConnection: Host, close\r\n\r\n",
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(seen(&echo.unwrap(), "host"), ["a.test"]);
+    for (what, request, code) in [
+        ("two Hosts", &b"GET /p HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"[..], " 400 "),
+        ("userinfo in Host", b"GET /p HTTP/1.1\r\nHost: evil.test@a.test\r\n\r\n", " 400 "),
+        (
+            "Content-Length: +44",
+            b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: +44\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            " 400 ",
+        ),
+        (
+            "gzip, chunked",
+            b"POST /p HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            " 501 ",
+        ),
+    ] {
+        let (status, _) = raw_exchange(http, request).await;
+        assert!(status.contains(code), "{what}: {status}");
+    }
+    // No Host and a body announced: refused at once, not after the body (which never comes).
+    let started = Instant::now();
+    let (status, _) = raw_exchange(http, b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\n").await;
+    assert!(status.contains(" 400 "), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // HTTP/2: `host` must agree with `:authority`.
+    let mut socket = raw_h2(http).await;
+    send_block(&mut socket, 1, &get_block(&literal("host", "b.test"))).await;
+    let (head, payload) = read_until(&mut socket, &[kind::HEADERS]).await.unwrap();
+    assert_eq!(head.stream, 1);
+    assert_eq!(&payload[..1], &[0x8c], ":status 400 from the static table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_are_held_to_the_same_framing_rules() {
+    let mut big_head = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n".to_vec();
+    for i in 0..2_000 {
+        big_head.extend_from_slice(format!("x-filler-{i}: {}\r\n", "v".repeat(40)).as_bytes());
+    }
+    big_head.extend_from_slice(b"\r\n");
+    let big_head: &'static [u8] = Box::leak(big_head.into_boxed_slice());
+    for (what, reply) in [
+        (
+            "Content-Length: +5",
+            &b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello"[..],
+        ),
+        (
+            "chunk size +5",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
+        ),
+        ("a 100 KB head", big_head),
+    ] {
+        let backend = raw_backend(reply, RawEnd::Close).await;
+        let routes = format!("[[route]]\nuri = \"/\"\nbackends = [\"{backend}\"]\n");
+        let (_router, http, _) = start_router("", &routes).await;
+        let answer = raw(
+            http,
+            b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
+        let status = answer.lines().next().unwrap_or("");
+        // A bad chunk size is found after the head went out: the response is cut short.
+        let refused = status.contains(" 502 ")
+            || (what == "chunk size +5" && !answer.contains("\r\n0\r\n\r\n"));
+        assert!(refused, "{what}: {answer:.200}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_limit_are_closed_and_counted() {
+    let backend = Backend::echo("echo").await;
+    // The limit is the subject: 5 per address instead of 1,000.
+    let (_router, http, admin) =
+        start_router("max_connections_per_ip = 5", &route("/", &[&backend])).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut socket = TcpStream::connect(http).await.unwrap();
+        socket
+            .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        socket.read_exact(&mut buf).await.unwrap();
+        held.push(socket);
+    }
+    let mut sixth = TcpStream::connect(http).await.unwrap();
+    let _ = sixth
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 12];
+    let read = tokio::time::timeout(Duration::from_secs(2), sixth.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the sixth connection was served"
+    );
+    let refused = metric(admin, "switchyard_client_connections_refused_total").await;
+    assert_eq!(refused, 1.0);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let req = Request::get("/")
+        .header("host", "a.test")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(send(http, req).await.status(), 200, "places are given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_header_bytes_has_a_ceiling() {
+    let path = write_config("[server]\nmax_header_bytes = 2097152\n");
+    let out = run(BIN, &["check", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("server.max_header_bytes") && stderr.contains("524288"),
+        "{stderr}"
+    );
 }
