@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need (curl, a Python with grpcio
-# for the gRPC test), checks formatting and lints, then runs every test.
+# for the gRPC test, cargo-fuzz), checks formatting and lints, runs every test, then fuzzes each
+# target for a bounded time (scripts/fuzz.sh).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh grpc       # extra arguments go to the test runner (a filter here)
@@ -21,6 +22,7 @@ if ! .venv/bin/python -c 'import grpc' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q grpcio
 fi
+command -v cargo-fuzz >/dev/null || { echo "== cargo install cargo-fuzz"; cargo install cargo-fuzz --locked --version 0.13.2; }
 export SWITCHYARD_PYTHON="$PWD/.venv/bin/python"
 
 echo "== cargo fmt --check"
@@ -36,3 +38,6 @@ else
   cargo test "$@"
 fi
 echo "== test suite took $((SECONDS - start)) s"
+
+echo "== fuzzing (every target ${FUZZ_SECONDS:-20} s; scripts/fuzz.sh)"
+scripts/fuzz.sh

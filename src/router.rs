@@ -325,3 +325,53 @@ impl RunningRouter {
         }
     }
 }
+
+/// Fuzzing entry (`cargo fuzz`, built with `--cfg fuzzing`): what a client connection of a
+/// router with default settings and no routes gets (every request is answered 404).
+#[cfg(fuzzing)]
+pub fn fuzz_context() -> crate::server::ConnContext {
+    let config = Config::from_toml("").expect("the empty config is valid");
+    let settings = StoreSettings {
+        default_balancer: config.proxy.balancer,
+        default_hash_key: None,
+        ejection: EjectionPolicy {
+            base: config.health.eject_base.0,
+            max: config.health.eject_max.0,
+            remove_registered_after: 0,
+        },
+    };
+    let registry: Arc<dyn Registry> = Arc::new(RouteStore::new(settings, Vec::new()));
+    let metrics = Arc::new(Metrics::default());
+    let upstream = Upstream::new(
+        UpstreamSettings {
+            connect_timeout: config.proxy.connect_timeout.0,
+            idle_timeout: config.proxy.upstream_idle_timeout.0,
+            max_idle: 0,
+        },
+        BackendTls::new(None),
+        metrics.clone(),
+    );
+    let proxy = Proxy::new(
+        registry,
+        Arc::new(crate::proxy::HostAndPath),
+        upstream,
+        ProxySettings {
+            retry: RetrySettings {
+                max_attempts: 1,
+                max_conns_per_backend: 0,
+                budget: RetryBudget {
+                    ratio: 0.0,
+                    min_per_second: 0,
+                },
+            },
+            request_timeout: config.proxy.request_timeout.0,
+            retry_buffer: 0,
+        },
+        metrics,
+    );
+    crate::server::ConnContext {
+        proxy: Arc::new(proxy),
+        settings: Arc::new(ServeSettings::new(&config.server)),
+        lifecycle: Lifecycle::new(),
+    }
+}

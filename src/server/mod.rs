@@ -15,7 +15,11 @@ mod worker;
 pub use admission::{Admission, Admitted, Refused};
 pub use conn_state::{ActiveRequest, ConnState, TrackedIo};
 pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
+#[cfg(fuzzing)]
+pub use h1::fuzz_request_head;
 pub use h2::RequestBody as Http2Body;
+#[cfg(fuzzing)]
+pub use h2::fuzz_connection;
 pub use listener::{ListenError, bind_shared};
 pub use thread::spawn_runtime_thread;
 pub use worker::{WorkerListeners, spawn_worker};

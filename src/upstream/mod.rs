@@ -21,6 +21,8 @@ use crate::tls::BackendTls;
 use bytes::Bytes;
 use connect::Connector;
 pub use h1::H1Error;
+#[cfg(fuzzing)]
+pub use h1::{fuzz_chunked, fuzz_response_head};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;

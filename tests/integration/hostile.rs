@@ -65,13 +65,6 @@ fn literal(name: &str, value: &str) -> Vec<u8> {
     out
 }
 
-/// Opens stream `id` with a request whose body follows (no END_STREAM).
-async fn open_upload(socket: &mut TcpStream, id: u32, method: u8, path: &str, extra: &[u8]) {
-    let block = request_block(method, path, extra);
-    let frame = raw_frame(kind::HEADERS, flag::END_HEADERS, id, &block);
-    socket.write_all(&frame).await.unwrap();
-}
-
 /// Reads frames until the connection ends (or `limit` passes); the GOAWAY code, if one came.
 async fn goaway_code(socket: &mut TcpStream, limit: Duration) -> Option<u32> {
     let deadline = tokio::time::Instant::now() + limit;
@@ -99,14 +92,12 @@ async fn one_byte_data_frames_do_not_pin_read_buffers() {
     let mut socket = raw_h2(http).await;
     // Stream 1: a PUT that declares 64 KiB and gets one byte per frame. Stream 3: an upload
     // whose 16 KiB frames fill the read buffers between those bytes (all within flow control).
-    open_upload(
-        &mut socket,
-        1,
-        0x83,
-        "/put",
-        &literal("content-length", "65536"),
-    )
-    .await;
+    let mut put = block_for("/put", &literal("content-length", "65536"));
+    put.splice(0..1, [0x02, 3, b'P', b'U', b'T']); // :method PUT, a literal
+    socket
+        .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 1, &put))
+        .await
+        .unwrap();
     let put = request_block(0x83, "/sink", &[]);
     socket
         .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 3, &put))

@@ -197,3 +197,14 @@ async fn bad_request<I: AsyncWrite + Unpin>(io: &mut I, out: &mut Vec<u8>) -> io
     response::write(io, out, response, asked).await?;
     io.shutdown().await
 }
+
+/// Fuzzing entry (`cargo fuzz`, built with `--cfg fuzzing`): parses `input` as request heads,
+/// one after another, as the server reads them.
+#[cfg(fuzzing)]
+pub fn fuzz_request_head(input: &[u8]) {
+    let mut buf = BytesMut::from(input);
+    let mut spans = Spans::new();
+    while let Parsed::Complete(head) = request::parse(&mut buf, 64 * 1024, &mut spans) {
+        let _ = buf.split_to(head.body_len.min(buf.len()));
+    }
+}

@@ -49,6 +49,8 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+#[cfg(fuzzing)]
+use std::time::Duration;
 use stream::{Peer, Progress, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use wake::ReadyQueue;
@@ -458,4 +460,36 @@ fn push_once(ids: &mut Vec<u32>, id: u32) {
     if !ids.contains(&id) {
         ids.push(id);
     }
+}
+
+/// Fuzzing entry (`cargo fuzz`, built with `--cfg fuzzing`): serves `input` as what a client
+/// sends after the preface (then the end of its stream), with `ctx` (a proxy without routes
+/// answers every request 404), until the connection ends.
+#[cfg(fuzzing)]
+pub fn fuzz_connection(input: &[u8], ctx: &ConnContext) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (mut from_server, mut to_server) = tokio::io::split(client);
+        let mut sent = frame::PREFACE.to_vec();
+        sent.extend_from_slice(input);
+        tokio::spawn(async move {
+            let _ = to_server.write_all(&sent).await;
+            let _ = to_server.shutdown().await;
+        });
+        tokio::spawn(async move {
+            let mut sink = vec![0u8; 64 * 1024];
+            while matches!(from_server.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        let state = ConnState::new(true);
+        let guards = (ctx.lifecycle.connection(), ctx.lifecycle.connection());
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let client = Arc::new(ClientConn::new(peer, false, guards));
+        let serving = serve(server, &state, &client, ctx);
+        let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    });
 }

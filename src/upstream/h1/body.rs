@@ -5,7 +5,7 @@
 use super::{Conn, H1Error, head::Framing, poll_fill};
 use crate::http1::fields::Spans;
 use crate::upstream::pool::{self, PoolKey};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -150,7 +150,7 @@ impl Body for RawBody {
                     let data = conn.buf.split().freeze();
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                State::Chunked(chunk) => match chunked(conn, chunk) {
+                State::Chunked(chunk) => match chunked(&mut conn.buf, &mut conn.spans, chunk) {
                     Ok(Step::Frame(frame, next)) => {
                         this.state = next;
                         if next == State::Done {
@@ -200,8 +200,7 @@ enum Step {
 }
 
 /// One step of the chunked decoder over the connection's buffer.
-fn chunked(conn: &mut Conn, chunk: Chunk) -> Result<Step, H1Error> {
-    let Conn { buf, spans, .. } = conn;
+fn chunked(buf: &mut BytesMut, spans: &mut Spans, chunk: Chunk) -> Result<Step, H1Error> {
     match chunk {
         Chunk::Size => {
             let Some(end) = find_crlf(buf) else {
@@ -283,4 +282,19 @@ fn parse_trailers(section: &Bytes, spans: &mut Spans) -> Result<HeaderMap, H1Err
     spans
         .to_map(section, 0)
         .map_err(|e| H1Error::Protocol(format!("bad trailer: {e}")))
+}
+
+/// Fuzzing entry (`cargo fuzz`, built with `--cfg fuzzing`): decodes `input` as a chunked body
+/// until it ends, fails or needs more.
+#[cfg(fuzzing)]
+pub fn fuzz_chunked(input: &[u8]) {
+    let mut buf = BytesMut::from(input);
+    let mut spans = Spans::new();
+    let mut state = State::Chunked(Chunk::Size);
+    while let State::Chunked(chunk) = state {
+        state = match chunked(&mut buf, &mut spans, chunk) {
+            Ok(Step::Frame(_, next) | Step::Next(next)) => next,
+            Ok(Step::NeedMore) | Err(_) => return,
+        };
+    }
 }

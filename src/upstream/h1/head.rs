@@ -148,6 +148,15 @@ fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
     !close && (version == Version::HTTP_11 || keep)
 }
 
+/// Fuzzing entry (`cargo fuzz`, built with `--cfg fuzzing`): parses `input` as a response head
+/// to a GET and to a HEAD.
+#[cfg(fuzzing)]
+pub fn fuzz_response_head(input: &[u8]) {
+    for method in [Method::GET, Method::HEAD] {
+        let _ = parse(&mut BytesMut::from(input), &method, &mut Spans::new());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,10 @@ mod encode;
 mod head;
 
 pub use body::RawBody;
+#[cfg(fuzzing)]
+pub use body::fuzz_chunked;
+#[cfg(fuzzing)]
+pub use head::fuzz_response_head;
 
 use super::io::Io;
 use crate::http1::fields::Spans;
