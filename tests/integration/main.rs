@@ -6,6 +6,7 @@ mod admin;
 mod balancers;
 mod cli;
 mod conformance;
+mod h2_conformance;
 mod hostile;
 mod http1_server;
 mod http2_server;
