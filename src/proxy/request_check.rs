@@ -70,11 +70,11 @@ fn only_chunked<B>(req: &Request<B>) -> bool {
 mod tests {
     use super::*;
 
-    fn checked(
-        version: Version,
-        target: &str,
-        fields: &[(&str, &str)],
-    ) -> Result<Option<String>, String> {
+    /// The `Host` after the check, or the error's status and router error.
+    type Checked = Result<Option<String>, String>;
+    type Fields = Vec<(&'static str, &'static str)>;
+
+    fn checked(version: Version, target: &str, fields: &[(&str, &str)]) -> Checked {
         let mut req = Request::builder().version(version).uri(target);
         for (name, value) in fields {
             req = req.header(*name, *value);
@@ -95,12 +95,7 @@ mod tests {
         let h1 = Version::HTTP_11;
         let h2 = Version::HTTP_2;
         let bad = Err("400 bad_request".to_string());
-        let cases: Vec<(
-            Version,
-            &str,
-            Vec<(&str, &str)>,
-            Result<Option<String>, String>,
-        )> = vec![
+        let cases: Vec<(Version, &str, Fields, Checked)> = vec![
             (
                 h1,
                 "/p",

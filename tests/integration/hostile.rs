@@ -265,13 +265,16 @@ async fn zero_window_clients_give_backend_places_back_after_send_timeout() {
     assert!(cancelled >= 150, "{cancelled} streams reset");
 }
 
+/// The frame that makes the server reset stream `id`.
+type Provoke = fn(u32) -> Vec<u8>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_the_client_provokes_end_the_connection() {
     // CVE-2025-8671 ("MadeYouReset"): frames that make the server reset streams it has
     // started handling, so that the client's own reset budget never moves.
     let (backend, requests) = counting_backend().await;
     let (_router, http, _) = start_router("", &route("/", &[&backend])).await;
-    let provokers: [(&str, fn(u32) -> Vec<u8>); 2] = [
+    let provokers: [(&str, Provoke); 2] = [
         ("WINDOW_UPDATE of 0 on the stream", |id| {
             raw_frame(kind::WINDOW_UPDATE, 0, id, &0u32.to_be_bytes())
         }),
