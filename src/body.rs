@@ -28,7 +28,24 @@ pub enum ProxyBody {
     Http2(crate::server::Http2Body),
     /// A backend's body, streamed to the client.
     Upstream(Box<UpstreamBody>),
+    /// A client's body of unknown length, cut off past a limit (the route's
+    /// `max_request_body`).
+    Limited(Box<LimitedBody>),
 }
+
+/// A body that fails with [`BodyTooLarge`] once more than its limit has passed.
+#[derive(Debug)]
+pub struct LimitedBody {
+    /// The body.
+    pub inner: ProxyBody,
+    /// Bytes still allowed.
+    pub left: u64,
+}
+
+/// A request body went past the route's `max_request_body`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than the limit")]
+pub struct BodyTooLarge;
 
 impl ProxyBody {
     /// A body holding `bytes`.
@@ -143,6 +160,18 @@ impl Body for ProxyBody {
             ProxyBody::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Upstream(body) => Pin::new(&mut **body).poll_frame(cx),
+            ProxyBody::Limited(limited) => {
+                let frame = ready!(Pin::new(&mut limited.inner).poll_frame(cx));
+                let len = match &frame {
+                    Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => 0,
+                };
+                match limited.left.checked_sub(len) {
+                    Some(left) => limited.left = left,
+                    None => return Poll::Ready(Some(Err(Box::new(BodyTooLarge)))),
+                }
+                Poll::Ready(frame)
+            }
         }
     }
 
@@ -153,6 +182,7 @@ impl Body for ProxyBody {
             ProxyBody::Incoming(body) => body.is_end_stream(),
             ProxyBody::Http2(body) => body.is_end_stream(),
             ProxyBody::Upstream(body) => body.is_end_stream(),
+            ProxyBody::Limited(limited) => limited.inner.is_end_stream(),
         }
     }
 
@@ -165,6 +195,7 @@ impl Body for ProxyBody {
             ProxyBody::Incoming(body) => body.size_hint(),
             ProxyBody::Http2(body) => body.size_hint(),
             ProxyBody::Upstream(body) => body.size_hint(),
+            ProxyBody::Limited(limited) => limited.inner.size_hint(),
         }
     }
 }

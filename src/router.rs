@@ -209,6 +209,7 @@ impl RunningRouter {
                 },
                 request_timeout: config.proxy.request_timeout.0,
                 retry_buffer: config.proxy.retry_buffer,
+                max_request_body: config.proxy.max_request_body,
             },
             metrics.clone(),
         ));
@@ -366,6 +367,7 @@ pub fn fuzz_context() -> crate::server::ConnContext {
             },
             request_timeout: config.proxy.request_timeout.0,
             retry_buffer: 0,
+            max_request_body: 0,
         },
         metrics,
     );

@@ -226,6 +226,8 @@ pub struct ProxyConfig {
     /// Request bodies up to this size (with a Content-Length) are buffered when the request
     /// may be retried after it was sent (idempotent methods); 0 = never buffer.
     pub retry_buffer: usize,
+    /// Largest request body accepted, in bytes (413 past it); 0 = unlimited.
+    pub max_request_body: u64,
     /// Retries of requests that reached a backend, as a share of requests (per worker).
     pub retry_budget: f64,
     /// Retries per second always allowed on top of the budget (per worker).
@@ -245,6 +247,7 @@ impl Default for ProxyConfig {
             backend_ca_file: None,
             hash_key: None,
             retry_buffer: 64 * 1024,
+            max_request_body: 0,
             retry_budget: 0.2,
             retry_budget_min_per_second: 10,
         }
@@ -429,4 +432,7 @@ pub struct RouteConfig {
     /// Response statuses retried on another endpoint (idempotent requests only).
     #[serde(default)]
     pub retry_statuses: Vec<u16>,
+    /// Largest request body for this route (overrides `[proxy] max_request_body`; 0 =
+    /// unlimited).
+    pub max_request_body: Option<u64>,
 }

@@ -33,6 +33,9 @@ pub enum ProxyError {
     /// The request breaks a rule the router and the backend must agree on (its `Host`).
     #[error("Bad request: {0}.")]
     BadRequest(&'static str),
+    /// The request body is larger than the route's `max_request_body`.
+    #[error("The request body is too large.")]
+    BodyTooLarge,
     /// A transfer coding other than `chunked`.
     #[error("Transfer codings other than chunked are not supported.")]
     UnsupportedTransferCoding,
@@ -42,6 +45,9 @@ impl ProxyError {
     /// The error for a failed attempt that cannot be retried: the client's fault when its own
     /// body broke, the endpoint's otherwise.
     pub fn from_attempt(error: UpstreamError) -> ProxyError {
+        if caused_by_body_limit(&error) {
+            return ProxyError::BodyTooLarge;
+        }
         match &error {
             UpstreamError::Http(e) if e.is_user() => ProxyError::ClientBody(Box::new(error)),
             _ => ProxyError::EndpointFailure(error),
@@ -55,6 +61,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             ProxyError::NoEndpoints | ProxyError::ConnectionLimit => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -77,6 +84,7 @@ impl ProxyError {
             ProxyError::ConnectNotSupported => "unsupported_method".into(),
             ProxyError::BadRequest(_) => "bad_request".into(),
             ProxyError::UnsupportedTransferCoding => "unsupported_transfer_encoding".into(),
+            ProxyError::BodyTooLarge => "request_body_too_large".into(),
         }
     }
 
@@ -106,6 +114,18 @@ impl ProxyError {
         }
         response
     }
+}
+
+/// True when `error` comes from a request body cut off at its limit.
+fn caused_by_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<crate::body::BodyTooLarge>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// A header value from arbitrary text: control characters become spaces, length is capped.

@@ -4,6 +4,7 @@
 //! and attempts (`round_trip`, each within the request's `deadline`) -> response handling
 //! (`response`, `upgrade`); errors map to responses in `error`.
 
+mod body_limit;
 mod client;
 pub(crate) mod deadline;
 mod error;
@@ -53,6 +54,8 @@ pub struct ProxySettings {
     /// Largest request body (with a Content-Length) buffered so that an idempotent request can
     /// be resent after a backend may have seen it; 0 = never buffer.
     pub retry_buffer: usize,
+    /// Largest request body unless the route says otherwise; 0 = unlimited.
+    pub max_request_body: u64,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -147,6 +150,11 @@ impl Proxy {
         );
         target::to_origin_form(&mut parts, &route, authority.as_deref());
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
+        let limit = route
+            .options
+            .max_request_body
+            .unwrap_or(self.settings.max_request_body);
+        let body = body_limit::apply(body, limit)?;
         let body = match body {
             body if body.is_end_stream() => ProxyBody::Empty,
             body @ (ProxyBody::Incoming(_) | ProxyBody::Http2(_))

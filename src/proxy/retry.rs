@@ -53,7 +53,10 @@ impl Replay {
         let body = match req.body() {
             ProxyBody::Empty => None,
             ProxyBody::Full(bytes) => bytes.clone(),
-            ProxyBody::Incoming(_) | ProxyBody::Http2(_) | ProxyBody::Upstream(_) => return None,
+            ProxyBody::Incoming(_)
+            | ProxyBody::Http2(_)
+            | ProxyBody::Upstream(_)
+            | ProxyBody::Limited(_) => return None,
         };
         Some(Replay {
             method: req.method().clone(),

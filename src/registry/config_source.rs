@@ -33,6 +33,7 @@ impl StaticRoute {
                     .then(|| route.route_service_url.clone()),
                 health_check: route.health_check.clone(),
                 retry_statuses: route.retry_statuses.clone(),
+                max_request_body: route.max_request_body,
             },
             backends: route
                 .backends

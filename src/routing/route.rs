@@ -179,6 +179,8 @@ pub struct RouteOptions {
     pub health_check: Option<HealthCheck>,
     /// Response statuses retried on another endpoint (idempotent requests only).
     pub retry_statuses: Vec<u16>,
+    /// Largest request body; `None` = the router's default.
+    pub max_request_body: Option<u64>,
 }
 
 /// A route: where requests matching `uri` go and how.

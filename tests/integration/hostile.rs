@@ -5,6 +5,7 @@
 use crate::process::*;
 use crate::raw_h2::*;
 use crate::support::*;
+use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
@@ -635,4 +636,69 @@ async fn max_header_bytes_has_a_ceiling() {
         stderr.contains("server.max_header_bytes") && stderr.contains("524288"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_over_the_route_limit_get_413() {
+    let (backend, requests) = counting_backend().await;
+    let routes = format!(
+        "{}max_request_body = 1000\n{}",
+        route("/small", &[&backend]),
+        route("/", &[&backend])
+    );
+    let (_router, http, _) = start_router("", &routes).await;
+    let post = |path: &str, body: TestBody| {
+        Request::post(path)
+            .header("host", "app.test")
+            .body(body)
+            .unwrap()
+    };
+    // Declared too long: refused before any backend sees it.
+    let response = send(http, post("/small", full(vec![b'x'; 2_000]))).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(requests.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        send(http, post("/small", full(vec![b'x'; 1_000])))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(http, post("/other", full(vec![b'x'; 2_000])))
+            .await
+            .status(),
+        200,
+        "other routes are not limited"
+    );
+    // Chunked, no length: cut off once past the limit.
+    let (tx, body) = channel_body();
+    let sending = tokio::spawn(async move {
+        for _ in 0..10 {
+            if tx
+                .send(hyper::body::Frame::data(Bytes::from(vec![b'x'; 500])))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let response = send(http, post("/small", body)).await;
+    assert_eq!(response.status(), 413);
+    let _ = sending.await;
+    // HTTP/2 without content-length.
+    let mut socket = raw_h2(http).await;
+    let mut block = block_for("/small", &[]);
+    block[0] = 0x83;
+    socket
+        .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    socket
+        .write_all(&raw_frame(kind::DATA, flag::END_STREAM, 1, &[b'x'; 1_500]))
+        .await
+        .unwrap();
+    let (head, payload) = read_until(&mut socket, &[kind::HEADERS]).await.unwrap();
+    assert_eq!(head.stream, 1);
+    assert_eq!(&payload[..5], &[0x08, 3, b'4', b'1', b'3'], ":status 413");
 }
