@@ -70,14 +70,7 @@ fn literal(name: &str, value: &str) -> Vec<u8> {
 async fn goaway_code(socket: &mut TcpStream, limit: Duration) -> Option<u32> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let mut head = [0u8; frame::HEADER_LEN];
-        tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
-            .await
-            .ok()?
-            .ok()?;
-        let head = Head::parse(&head);
-        let mut payload = vec![0u8; head.len];
-        socket.read_exact(&mut payload).await.ok()?;
+        let (head, payload) = next_frame(socket, deadline).await?;
         if head.kind == kind::GOAWAY {
             return Some(error_code(&payload, 4));
         }
@@ -168,16 +161,7 @@ async fn settings_floods_cost_one_pass_per_frame() {
     let (router, http, _) = start_router("", &route("/", &[&backend])).await;
     let mut socket = raw_h2(http).await;
     // 200 streams waiting on a backend that never answers.
-    let mut opens = Vec::new();
-    for i in 0..200u32 {
-        let block = request_block(0x82, "/hang", &[]);
-        opens.extend(raw_frame(
-            kind::HEADERS,
-            flag::END_HEADERS | flag::END_STREAM,
-            2 * i + 1,
-            &block,
-        ));
-    }
+    let opens = open_streams(200, "/hang");
     socket.write_all(&opens).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu_before = router.cpu_seconds();
@@ -224,16 +208,7 @@ async fn zero_window_clients_give_backend_places_back_after_send_timeout() {
             .write_all(&raw_frame(kind::SETTINGS, 0, 0, &zero))
             .await
             .unwrap();
-        let mut opens = Vec::new();
-        for i in 0..200u32 {
-            let block = request_block(0x82, "/bytes/1048576", &[]);
-            opens.extend(raw_frame(
-                kind::HEADERS,
-                flag::END_HEADERS | flag::END_STREAM,
-                2 * i + 1,
-                &block,
-            ));
-        }
+        let opens = open_streams(200, "/bytes/1048576");
         socket.write_all(&opens).await.unwrap();
         attackers.push(socket);
     }

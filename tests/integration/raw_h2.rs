@@ -62,22 +62,46 @@ pub async fn send_block(socket: &mut TcpStream, stream: u32, block: &[u8]) {
     }
 }
 
-/// Reads frames until one of `want` arrives (or the connection ends); returns it.
+/// The next frame, unless `deadline` passes or the connection ends first.
+pub async fn next_frame(
+    socket: &mut TcpStream,
+    deadline: tokio::time::Instant,
+) -> Option<(Head, Vec<u8>)> {
+    let mut head = [0u8; frame::HEADER_LEN];
+    tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
+        .await
+        .ok()?
+        .ok()?;
+    let head = Head::parse(&head);
+    let mut payload = vec![0u8; head.len];
+    socket.read_exact(&mut payload).await.ok()?;
+    Some((head, payload))
+}
+
+/// Reads frames until one of `want` arrives (or the connection ends, or 5 s pass); returns it.
 pub async fn read_until(socket: &mut TcpStream, want: &[u8]) -> Option<(Head, Vec<u8>)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let mut head = [0u8; frame::HEADER_LEN];
-        tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
-            .await
-            .ok()?
-            .ok()?;
-        let head = Head::parse(&head);
-        let mut payload = vec![0u8; head.len];
-        socket.read_exact(&mut payload).await.ok()?;
+        let (head, payload) = next_frame(socket, deadline).await?;
         if want.contains(&head.kind) {
             return Some((head, payload));
         }
     }
+}
+
+/// `count` GETs of `path` (static-table indexes and raw literals) on streams 1, 3, 5, ...
+pub fn open_streams(count: u32, path: &str) -> Vec<u8> {
+    let block = block_for(path, &[]);
+    (0..count)
+        .flat_map(|i| {
+            raw_frame(
+                kind::HEADERS,
+                flag::END_HEADERS | flag::END_STREAM,
+                2 * i + 1,
+                &block,
+            )
+        })
+        .collect()
 }
 
 pub fn error_code(payload: &[u8], at: usize) -> u32 {
