@@ -3,7 +3,8 @@
 (h2load, 20 requests per connection) and upgraded connections (a WebSocket handshake, then bytes
 both ways) through the release binary for a bounded time, while registrations churn over the
 admin API and a backend restarts every 5 seconds. Reports the router's RSS and open descriptors at
-start and end, and requests that failed.
+the start, 6 s after the load and 66 s after (once idle backend connections have expired), and
+requests that failed.
 
     python3 bench/soak.py                  # 600 s (the default), one worker
     SOAK_SECONDS=60 python3 bench/soak.py  # shorter
@@ -227,10 +228,13 @@ backends = [{", ".join(f'"127.0.0.1:{p}"' for p in ports)}]
             t.join(timeout=60)
         time.sleep(6)  # idle connections parked, memory purged
         end = rss_and_fds(router.pid)
+        time.sleep(60)  # pooled backend connections past upstream_idle_timeout, swept
+        settled = rss_and_fds(router.pid)
         total_ok = sum(counts.ok.values())
         total_failed = sum(counts.failed.values())
         print(f"soak {SECONDS} s, {restarts} backend restarts")
-        print(f"router RSS {start[0]:.1f} MiB -> {end[0]:.1f} MiB, open descriptors {start[1]} -> {end[1]}")
+        print(f"router RSS {start[0]:.1f} MiB -> {end[0]:.1f} MiB 6 s after the load -> "
+              f"{settled[0]:.1f} MiB 66 s after; open descriptors {start[1]} -> {end[1]} -> {settled[1]}")
         print(f"ok {total_ok} {counts.ok}")
         print(f"failed {total_failed} {counts.failed}")
         sys.exit(0 if router.poll() is None else 1)
