@@ -269,6 +269,7 @@ async fn serve_hyper_http1<I>(
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let io = super::SendTimeout::new(io, ctx.settings.send_timeout);
     let conn = ctx
         .settings
         .http1

@@ -9,6 +9,7 @@ mod connection;
 mod h1;
 mod h2;
 mod listener;
+mod send_timeout;
 mod thread;
 mod worker;
 
@@ -21,5 +22,6 @@ pub use h2::RequestBody as Http2Body;
 #[cfg(fuzzing)]
 pub use h2::fuzz_connection;
 pub use listener::{ListenError, bind_shared};
+pub use send_timeout::SendTimeout;
 pub use thread::spawn_runtime_thread;
 pub use worker::{WorkerListeners, spawn_worker};

@@ -10,11 +10,11 @@
 mod prefixed;
 mod request;
 mod response;
-mod send_timeout;
 
 pub use prefixed::Prefixed;
 
 use super::ConnState;
+use super::SendTimeout;
 use super::connection::ConnContext;
 use crate::body::ProxyBody;
 use crate::http1::fields::Spans;
@@ -23,7 +23,6 @@ use bytes::BytesMut;
 use http::{Method, Response, StatusCode};
 use request::{Head, Parsed};
 use response::Asked;
-use send_timeout::SendTimeout;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;

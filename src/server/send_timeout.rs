@@ -1,25 +1,27 @@
-//! A writer that gives up when the client stops taking bytes: a write that stays pending for
-//! the send timeout fails with `TimedOut`, so a client that never reads cannot keep its
-//! backend exchange (and its place under `max_conns_per_backend`) for the whole request
-//! timeout. The timer exists only while a write is pending.
+//! A client socket whose writes give up when the client stops taking bytes: a write that
+//! stays pending for the send timeout fails with `TimedOut`, so a client that never reads
+//! cannot keep its backend exchange (and its place under `max_conns_per_backend`) for the whole
+//! request timeout. The timer exists only while a write is pending. Reads pass through. Used by
+//! both HTTP/1.1 servers (the hand-written one around each response, hyper's for the whole
+//! connection, upgraded tunnels included).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-/// `io`'s writes, each allowed to wait at most `limit`.
-pub struct SendTimeout<'a, I> {
-    io: &'a mut I,
+/// `io`, its writes each allowed to wait at most `limit`.
+pub struct SendTimeout<I> {
+    io: I,
     limit: Duration,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<'a, I> SendTimeout<'a, I> {
+impl<I> SendTimeout<I> {
     /// Wraps `io`.
-    pub fn new(io: &'a mut I, limit: Duration) -> Self {
+    pub fn new(io: I, limit: Duration) -> Self {
         SendTimeout {
             io,
             limit,
@@ -52,13 +54,23 @@ impl<'a, I> SendTimeout<'a, I> {
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for SendTimeout<'_, I> {
+impl<I: AsyncRead + Unpin> AsyncRead for SendTimeout<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for SendTimeout<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut *self.io).poll_write(cx, buf);
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
         self.check(cx, polled)
     }
 
@@ -67,7 +79,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for SendTimeout<'_, I> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut *self.io).poll_write_vectored(cx, bufs);
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         self.check(cx, polled)
     }
 
@@ -76,12 +88,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for SendTimeout<'_, I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut *self.io).poll_flush(cx);
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
         self.check(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.io).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
