@@ -3,7 +3,8 @@
 //! streams' bookkeeping; `frames`: what each frame does; `receive`: requests and their bodies
 //! arriving), each request's handling and response body are polled here too (`stream`, and
 //! `wake`: a waker per stream), responses are encoded without touching the client's HPACK table
-//! and written with gathered writes (`output`); `keepalive` finds dead clients.
+//! and written with gathered writes (`output`); `keepalive` finds dead clients, `deadlines`
+//! holds the other clocks, `calm` the budgets, `closed` the streams the server reset.
 //!
 //! Why: hyper's HTTP/2 server (the `h2` crate, a task per stream, a lock shared by the
 //! connection and its streams, Huffman-coding every response field) was two thirds of the
