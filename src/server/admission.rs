@@ -2,14 +2,25 @@
 //! (`[server] max_connections`, `max_connections_per_ip`). A connection over either limit is
 //! closed as soon as it is accepted, before anything is read from it, and counted
 //! (`switchyard_client_connections_refused_total`). One instance is shared by every worker.
+//!
+//! It also counts HTTP/2 stream resets per address across connections: each connection has a
+//! budget of its own (`h2::calm`), and a client that spends it and reconnects must not get a
+//! fresh one each time ([`MAX_RESETS_PER_IP`] per [`RESET_PERIOD`]).
 
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Shards of the per-address counts (accepts on different workers rarely share a lock).
 const SHARDS: usize = 16;
+/// HTTP/2 stream resets one address may cause per [`RESET_PERIOD`], over all its connections.
+pub const MAX_RESETS_PER_IP: u32 = 2_000;
+/// See [`MAX_RESETS_PER_IP`].
+pub const RESET_PERIOD: Duration = Duration::from_secs(10);
+/// Addresses whose reset counts are kept before stale ones are swept out of a shard.
+const SWEEP_OVER: usize = 4_096;
 
 /// Open client connections, in all and per address.
 #[derive(Debug)]
@@ -18,6 +29,8 @@ pub struct Admission {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: [Mutex<FxHashMap<IpAddr, usize>>; SHARDS],
+    /// Stream resets per address: when its period started, and how many in it.
+    resets: [Mutex<FxHashMap<IpAddr, (Instant, u32)>>; SHARDS],
 }
 
 /// Why a connection was refused.
@@ -37,7 +50,24 @@ impl Admission {
             max_per_ip,
             total: AtomicUsize::new(0),
             per_ip: std::array::from_fn(|_| Mutex::new(FxHashMap::default())),
+            resets: std::array::from_fn(|_| Mutex::new(FxHashMap::default())),
         })
+    }
+
+    /// Counts an HTTP/2 stream reset caused by `ip`; false once the address is over
+    /// [`MAX_RESETS_PER_IP`] in the current period.
+    pub fn reset_by(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut shard = lock(&self.resets[shard_of(ip)]);
+        if shard.len() > SWEEP_OVER {
+            shard.retain(|_, (since, _)| now.duration_since(*since) <= RESET_PERIOD);
+        }
+        let (since, count) = shard.entry(ip).or_insert((now, 0));
+        if now.duration_since(*since) > RESET_PERIOD {
+            (*since, *count) = (now, 0);
+        }
+        *count += 1;
+        *count <= MAX_RESETS_PER_IP
     }
 
     /// Admits a connection from `ip`, counted until the guard drops; or says why not.
@@ -64,14 +94,22 @@ impl Admission {
     }
 
     fn shard(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, FxHashMap<IpAddr, usize>> {
-        let hash = match ip {
-            IpAddr::V4(v4) => u32::from(v4) as usize,
-            IpAddr::V6(v6) => u128::from(v6) as usize,
-        };
-        self.per_ip[hash % SHARDS]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.per_ip[shard_of(ip)])
     }
+}
+
+fn shard_of(ip: IpAddr) -> usize {
+    let hash = match ip {
+        IpAddr::V4(v4) => u32::from(v4) as usize,
+        IpAddr::V6(v6) => u128::from(v6) as usize,
+    };
+    hash % SHARDS
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// An admitted connection; dropping it frees its places.
@@ -113,6 +151,12 @@ mod tests {
         drop(first);
         let _again = admission.admit(a).unwrap();
         assert_eq!(admission.total.load(Ordering::Relaxed), 3);
+
+        for _ in 0..MAX_RESETS_PER_IP {
+            assert!(admission.reset_by(a));
+        }
+        assert!(!admission.reset_by(a), "over the budget");
+        assert!(admission.reset_by(b), "another address has its own");
 
         let unlimited = Admission::new(0, 0);
         let held: Vec<_> = (0..1000).map(|_| unlimited.admit(a).unwrap()).collect();

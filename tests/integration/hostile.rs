@@ -681,3 +681,38 @@ async fn request_bodies_over_the_route_limit_get_413() {
     assert_eq!(head.stream, 1);
     assert_eq!(&payload[..5], &[0x08, 3, b'4', b'1', b'3'], ":status 413");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_are_also_limited_per_address_across_connections() {
+    // A rapid-reset client that stays under each connection's 500 and reconnects.
+    let (backend, _) = counting_backend().await;
+    let (_router, http, _) = start_router("", &route("/", &[&backend])).await;
+    let mut calmed = None;
+    for round in 0..6 {
+        let mut socket = raw_h2(http).await;
+        let mut burst = Vec::new();
+        for i in 0..450u32 {
+            let id = 2 * i + 1;
+            let block = request_block(0x82, "/bytes/1", &[]);
+            burst.extend(raw_frame(
+                kind::HEADERS,
+                flag::END_HEADERS | flag::END_STREAM,
+                id,
+                &block,
+            ));
+            burst.extend(raw_frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+        }
+        burst.extend(raw_frame(kind::PING, 0, 0, b"roundend"));
+        let _ = socket.write_all(&burst).await;
+        let (head, payload) = read_until(&mut socket, &[kind::GOAWAY, kind::PING])
+            .await
+            .expect("an answer to the burst");
+        if head.kind == kind::GOAWAY {
+            assert_eq!(error_code(&payload, 4), 0xb, "ENHANCE_YOUR_CALM");
+            calmed = Some(round);
+            break;
+        }
+    }
+    // 450 per connection: the fifth connection passes the address's 2,000.
+    assert_eq!(calmed, Some(4), "GOAWAY on the fifth connection");
+}

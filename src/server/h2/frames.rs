@@ -212,7 +212,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
         }
         self.remove(head.stream);
         self.ctx.proxy.metrics().http2_client_reset();
-        self.calm.reset()
+        self.count_reset()
     }
 
     /// A frame for a stream the client has not opened yet is a protocol error.

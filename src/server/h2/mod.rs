@@ -418,7 +418,25 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
         frame::rst_stream(self.out.buf(), id, reason);
         self.remove(id);
         self.reset_by_server.add(id);
-        self.calm.reset()
+        self.count_reset()
+    }
+
+    /// Counts a stream reset the client caused against its connection's budget and its
+    /// address's (across its connections).
+    fn count_reset(&mut self) -> Result<(), ConnError> {
+        self.calm.reset()?;
+        match self
+            .ctx
+            .settings
+            .admission
+            .reset_by(self.client.peer().ip())
+        {
+            true => Ok(()),
+            false => Err(protocol(
+                Reason::EnhanceYourCalm,
+                "too many stream resets from this address",
+            )),
+        }
     }
 
     /// Forgets stream `id`: its handling and response are dropped (cancelling the upstream
