@@ -264,6 +264,7 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
                     self.read = BytesMut::new();
                     self.streams = FxHashMap::default();
                     for ids in [
+                        &mut self.again,
                         &mut self.polling,
                         &mut self.conn_blocked,
                         &mut self.out_blocked,
