@@ -29,8 +29,40 @@ pub struct Admission {
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: [Mutex<FxHashMap<IpAddr, usize>>; SHARDS],
-    /// Stream resets per address: when its period started, and how many in it.
-    resets: [Mutex<FxHashMap<IpAddr, (Instant, u32)>>; SHARDS],
+    /// Stream resets per address in the current period.
+    resets: [Mutex<FxHashMap<IpAddr, PeriodCount>>; SHARDS],
+}
+
+/// Events counted over a period of [`RESET_PERIOD`], starting again when one has passed (the
+/// per-connection reset budget in `h2::calm` counts this way too).
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodCount {
+    since: Instant,
+    count: u32,
+}
+
+impl PeriodCount {
+    /// A period starting at `now`, nothing counted.
+    pub fn new(now: Instant) -> PeriodCount {
+        PeriodCount {
+            since: now,
+            count: 0,
+        }
+    }
+
+    /// Counts one event at `now`; the count in the current period, that event included.
+    pub fn add(&mut self, now: Instant) -> u32 {
+        if !self.current(now) {
+            *self = PeriodCount::new(now);
+        }
+        self.count += 1;
+        self.count
+    }
+
+    /// True while the period that started at `since` lasts.
+    fn current(&self, now: Instant) -> bool {
+        now.duration_since(self.since) <= RESET_PERIOD
+    }
 }
 
 /// Why a connection was refused.
@@ -60,14 +92,10 @@ impl Admission {
         let now = Instant::now();
         let mut shard = lock(&self.resets[shard_of(ip)]);
         if shard.len() > SWEEP_OVER {
-            shard.retain(|_, (since, _)| now.duration_since(*since) <= RESET_PERIOD);
+            shard.retain(|_, resets| resets.current(now));
         }
-        let (since, count) = shard.entry(ip).or_insert((now, 0));
-        if now.duration_since(*since) > RESET_PERIOD {
-            (*since, *count) = (now, 0);
-        }
-        *count += 1;
-        *count <= MAX_RESETS_PER_IP
+        let resets = shard.entry(ip).or_insert(PeriodCount::new(now));
+        resets.add(now) <= MAX_RESETS_PER_IP
     }
 
     /// Admits a connection from `ip`, counted until the guard drops; or says why not.

@@ -4,23 +4,23 @@
 //! - **Resets**: streams that end in a reset, whether the client sent the RST_STREAM ("rapid
 //!   reset", CVE-2023-44487) or made the server send one with a frame that breaks a stream's
 //!   rules ("MadeYouReset", CVE-2025-8671), or opened a stream past the concurrency limit. Each
-//!   costs a request started, perhaps a backend exchange. At most [`MAX_RESETS`] per
-//!   [`RESET_PERIOD`].
+//!   costs a request started, perhaps a backend exchange. At most [`MAX_RESETS`] per 10 s
+//!   (`admission::RESET_PERIOD`, shared with the per-address count).
 //! - **Idle frames**: frames the server must handle that carry no request, no body byte and no
 //!   needed window: PING, SETTINGS, PRIORITY, unknown types, empty DATA, WINDOW_UPDATE, frames for
 //!   closed streams. The budget holds [`IDLE_FRAMES`]; each costs one, and it refills by one for
-//!   each stream opened and each DATA frame with bytes received or sent (a gRPC client's
-//!   bandwidth-probing PINGs and a browser's WINDOW_UPDATEs follow the data they are about), and
-//!   by [`IDLE_REFILL_PER_SECOND`] with time (keep-alive PINGs on a quiet connection).
+//!   each stream opened and each DATA frame with bytes received, by two for each DATA frame sent
+//!   (a gRPC client's bandwidth-probing PINGs and a browser's WINDOW_UPDATEs, of the stream and
+//!   of the connection, follow the data they are about), and by [`IDLE_REFILL_PER_SECOND`] with
+//!   time (keep-alive PINGs on a quiet connection).
 
 use super::{ConnError, protocol};
 use crate::http2::frame::Reason;
-use std::time::{Duration, Instant};
+use crate::server::admission::PeriodCount;
+use std::time::Instant;
 
-/// Stream resets allowed per [`RESET_PERIOD`].
+/// Stream resets allowed per period of the server's `RESET_PERIOD` (10 s).
 pub const MAX_RESETS: u32 = 500;
-/// See [`MAX_RESETS`].
-pub const RESET_PERIOD: Duration = Duration::from_secs(10);
 /// Idle frames a connection may send in a burst.
 pub const IDLE_FRAMES: i64 = 1000;
 /// Idle frames a connection regains per second.
@@ -28,8 +28,7 @@ pub const IDLE_REFILL_PER_SECOND: i64 = 10;
 
 /// A connection's two budgets.
 pub(super) struct Calm {
-    reset_period: Instant,
-    resets: u32,
+    resets: PeriodCount,
     idle_left: i64,
     idle_checked: Instant,
 }
@@ -38,8 +37,7 @@ impl Calm {
     pub(super) fn new() -> Calm {
         let now = Instant::now();
         Calm {
-            reset_period: now,
-            resets: 0,
+            resets: PeriodCount::new(now),
             idle_left: IDLE_FRAMES,
             idle_checked: now,
         }
@@ -47,12 +45,7 @@ impl Calm {
 
     /// A stream ended in a reset.
     pub(super) fn reset(&mut self) -> Result<(), ConnError> {
-        if self.reset_period.elapsed() > RESET_PERIOD {
-            self.reset_period = Instant::now();
-            self.resets = 0;
-        }
-        self.resets += 1;
-        match self.resets > MAX_RESETS {
+        match self.resets.add(Instant::now()) > MAX_RESETS {
             true => Err(protocol(Reason::EnhanceYourCalm, "too many stream resets")),
             false => Ok(()),
         }
@@ -86,6 +79,8 @@ impl Calm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::admission::RESET_PERIOD;
+    use std::time::Duration;
 
     #[test]
     fn idle_frames_are_refused_past_the_burst_unless_work_refills_them() {
@@ -127,7 +122,7 @@ mod tests {
             calm.reset().unwrap();
         }
         assert!(calm.reset().is_err());
-        calm.reset_period -= RESET_PERIOD + Duration::from_millis(1);
+        calm.resets = PeriodCount::new(Instant::now() - RESET_PERIOD - Duration::from_millis(1));
         assert!(calm.reset().is_ok(), "a new period starts afresh");
     }
 }
