@@ -4,12 +4,12 @@
 //! back first decides: a GOAWAY (connection error), an RST_STREAM (stream error), a response
 //! head (its `:status`), or the PING's acknowledgement (the frames were accepted or ignored).
 
-use crate::raw_h2::{block_for, raw_frame};
+use crate::raw_h2::{block_for, error_code, raw_frame, read_frame};
 use crate::support::*;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard::http2::frame::{self, Head, flag, kind, setting};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use switchyard::http2::frame::{self, flag, kind, setting};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// What the server answered.
 #[derive(Debug, PartialEq, Eq)]
@@ -483,25 +483,16 @@ async fn outcome<S: AsyncRead + AsyncWrite + Unpin>(
     let mut deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut alive = false;
     loop {
-        let mut head = [0u8; frame::HEADER_LEN];
-        let read = tokio::time::timeout_at(deadline, socket.read_exact(&mut head)).await;
-        match read {
-            Ok(Ok(_)) => {}
+        let (head, payload) = match tokio::time::timeout_at(deadline, read_frame(&mut socket)).await
+        {
+            Ok(Some(frame)) => frame,
             // The probe came back and nothing else within a while: the frames were taken.
             Err(_) if alive => return Some(Alive),
             _ => return None,
-        }
-        let head = Head::parse(&head);
-        let mut payload = vec![0u8; head.len];
-        socket.read_exact(&mut payload).await.ok()?;
-        let code = || u32::from_be_bytes(payload[..4].try_into().unwrap());
+        };
         match head.kind {
-            kind::GOAWAY => {
-                return Some(GoAway(u32::from_be_bytes(
-                    payload[4..8].try_into().unwrap(),
-                )));
-            }
-            kind::RST_STREAM => return Some(Reset(code())),
+            kind::GOAWAY => return Some(GoAway(error_code(&payload, 4))),
+            kind::RST_STREAM => return Some(Reset(error_code(&payload, 0))),
             kind::HEADERS if head.stream != 0 => {
                 // A table size update may come first (0x20-0x3f).
                 let first = payload.iter().find(|b| **b & 0xe0 != 0x20)?;

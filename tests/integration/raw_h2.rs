@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchyard::http2::frame::{self, Head, flag, kind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A raw HTTP/2 client connection: preface and empty SETTINGS sent.
@@ -67,11 +67,15 @@ pub async fn next_frame(
     socket: &mut TcpStream,
     deadline: tokio::time::Instant,
 ) -> Option<(Head, Vec<u8>)> {
-    let mut head = [0u8; frame::HEADER_LEN];
-    tokio::time::timeout_at(deadline, socket.read_exact(&mut head))
+    tokio::time::timeout_at(deadline, read_frame(socket))
         .await
         .ok()?
-        .ok()?;
+}
+
+/// The next frame on any connection (plain or TLS); `None` when it ends first.
+pub async fn read_frame<S: AsyncRead + Unpin>(socket: &mut S) -> Option<(Head, Vec<u8>)> {
+    let mut head = [0u8; frame::HEADER_LEN];
+    socket.read_exact(&mut head).await.ok()?;
     let head = Head::parse(&head);
     let mut payload = vec![0u8; head.len];
     socket.read_exact(&mut payload).await.ok()?;
