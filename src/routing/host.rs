@@ -10,12 +10,9 @@ pub fn request_host(parts: &Parts) -> Option<Cow<'_, str>> {
         Some(authority) => authority.as_str(),
         None => parts.headers.get(http::header::HOST)?.to_str().ok()?,
     };
-    // Byte searches: `str` pattern searchers cost hundreds of instructions on every request.
-    let host = match raw.bytes().rposition(|b| b == b'@') {
-        Some(at) => &raw[at + 1..],
-        None => raw,
-    };
-    let host = strip_port(host);
+    // A host with userinfo (`user@host`) never gets here: the proxy refuses it first
+    // (`proxy::request_check`).
+    let host = strip_port(raw);
     if host.is_empty() {
         return None;
     }
