@@ -79,16 +79,10 @@ impl RouterBuilder {
 
 /// The built-in registry with the config's routes, its pruner and (if asked) the file watch.
 fn start_store(config: &Config) -> std::io::Result<(Arc<RouteStore>, Vec<Ticker>)> {
-    let settings = StoreSettings {
-        default_balancer: config.proxy.balancer,
-        default_hash_key: config.proxy.hash_key.clone(),
-        ejection: EjectionPolicy {
-            base: config.health.eject_base.0,
-            max: config.health.eject_max.0,
-            remove_registered_after: config.health.remove_registered_after,
-        },
-    };
-    let store = Arc::new(RouteStore::new(settings, static_routes(config)));
+    let store = Arc::new(RouteStore::new(
+        store_settings(config),
+        static_routes(config),
+    ));
     let pruned = Arc::downgrade(&store);
     let mut chores = vec![spawn_every(
         "switchyard-prune",
@@ -179,11 +173,7 @@ impl RunningRouter {
         let lifecycle = Lifecycle::new();
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
-        let upstream_settings = UpstreamSettings {
-            connect_timeout: config.proxy.connect_timeout.0,
-            idle_timeout: config.proxy.upstream_idle_timeout.0,
-            max_idle: config.proxy.max_idle_per_backend,
-        };
+        let upstream_settings = upstream_settings(&config);
         let backend_tls = BackendTls::new(roots);
         // Health probes get their own connections and counters, so they never skew the
         // reuse ratio of client traffic.
@@ -198,19 +188,7 @@ impl RunningRouter {
             registry.clone(),
             parts.extractor,
             upstream,
-            ProxySettings {
-                retry: RetrySettings {
-                    max_attempts: config.proxy.max_attempts,
-                    max_conns_per_backend: config.proxy.max_conns_per_backend,
-                    budget: RetryBudget {
-                        ratio: config.proxy.retry_budget,
-                        min_per_second: config.proxy.retry_budget_min_per_second,
-                    },
-                },
-                request_timeout: config.proxy.request_timeout.0,
-                retry_buffer: config.proxy.retry_buffer,
-                max_request_body: config.proxy.max_request_body,
-            },
+            proxy_settings(&config),
             metrics.clone(),
         ));
 
@@ -327,28 +305,55 @@ impl RunningRouter {
     }
 }
 
+/// The built-in registry's settings from the config.
+fn store_settings(config: &Config) -> StoreSettings {
+    StoreSettings {
+        default_balancer: config.proxy.balancer,
+        default_hash_key: config.proxy.hash_key.clone(),
+        ejection: EjectionPolicy {
+            base: config.health.eject_base.0,
+            max: config.health.eject_max.0,
+            remove_registered_after: config.health.remove_registered_after,
+        },
+    }
+}
+
+/// Backend connection settings from the config.
+fn upstream_settings(config: &Config) -> UpstreamSettings {
+    UpstreamSettings {
+        connect_timeout: config.proxy.connect_timeout.0,
+        idle_timeout: config.proxy.upstream_idle_timeout.0,
+        max_idle: config.proxy.max_idle_per_backend,
+    }
+}
+
+/// Per-request limits from the config.
+fn proxy_settings(config: &Config) -> ProxySettings {
+    ProxySettings {
+        retry: RetrySettings {
+            max_attempts: config.proxy.max_attempts,
+            max_conns_per_backend: config.proxy.max_conns_per_backend,
+            budget: RetryBudget {
+                ratio: config.proxy.retry_budget,
+                min_per_second: config.proxy.retry_budget_min_per_second,
+            },
+        },
+        request_timeout: config.proxy.request_timeout.0,
+        retry_buffer: config.proxy.retry_buffer,
+        max_request_body: config.proxy.max_request_body,
+    }
+}
+
 /// Fuzzing entry (`cargo fuzz`, built with `--cfg fuzzing`): what a client connection of a
 /// router with default settings and no routes gets (every request is answered 404).
 #[cfg(fuzzing)]
 pub fn fuzz_context() -> crate::server::ConnContext {
     let config = Config::from_toml("").expect("the empty config is valid");
-    let settings = StoreSettings {
-        default_balancer: config.proxy.balancer,
-        default_hash_key: None,
-        ejection: EjectionPolicy {
-            base: config.health.eject_base.0,
-            max: config.health.eject_max.0,
-            remove_registered_after: 0,
-        },
-    };
-    let registry: Arc<dyn Registry> = Arc::new(RouteStore::new(settings, Vec::new()));
+    let registry: Arc<dyn Registry> =
+        Arc::new(RouteStore::new(store_settings(&config), Vec::new()));
     let metrics = Arc::new(Metrics::default());
     let upstream = Upstream::new(
-        UpstreamSettings {
-            connect_timeout: config.proxy.connect_timeout.0,
-            idle_timeout: config.proxy.upstream_idle_timeout.0,
-            max_idle: 0,
-        },
+        upstream_settings(&config),
         BackendTls::new(None),
         metrics.clone(),
     );
@@ -356,19 +361,7 @@ pub fn fuzz_context() -> crate::server::ConnContext {
         registry,
         Arc::new(crate::proxy::HostAndPath),
         upstream,
-        ProxySettings {
-            retry: RetrySettings {
-                max_attempts: 1,
-                max_conns_per_backend: 0,
-                budget: RetryBudget {
-                    ratio: 0.0,
-                    min_per_second: 0,
-                },
-            },
-            request_timeout: config.proxy.request_timeout.0,
-            retry_buffer: 0,
-            max_request_body: 0,
-        },
+        proxy_settings(&config),
         metrics,
     );
     crate::server::ConnContext {
