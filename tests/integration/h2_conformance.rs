@@ -4,7 +4,7 @@
 //! back first decides: a GOAWAY (connection error), an RST_STREAM (stream error), a response
 //! head (its `:status`), or the PING's acknowledgement (the frames were accepted or ignored).
 
-use crate::raw_h2::{block_for, error_code, raw_frame, read_frame};
+use crate::raw_h2::{block_for, error_code, literal, post_block, raw_frame, read_frame};
 use crate::support::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,18 +54,12 @@ fn request(id: u32, extra: &[u8]) -> Vec<u8> {
 
 /// A POST on stream `id` whose body follows, with `extra` fields.
 fn upload(id: u32, extra: &[u8]) -> Vec<u8> {
-    let mut block = get(extra);
-    block[0] = 0x83;
-    f(kind::HEADERS, flag::END_HEADERS, id, &block)
-}
-
-/// A literal field without indexing, new name, raw strings.
-fn field(name: &str, value: &str) -> Vec<u8> {
-    let mut out = vec![0x00, name.len() as u8];
-    out.extend_from_slice(name.as_bytes());
-    out.push(value.len() as u8);
-    out.extend_from_slice(value.as_bytes());
-    out
+    f(
+        kind::HEADERS,
+        flag::END_HEADERS,
+        id,
+        &post_block("/", extra),
+    )
 }
 
 fn setting_of(id: u16, value: u32) -> Vec<u8> {
@@ -348,7 +342,7 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, Outcome)> {
             "8.1",
             "content-length and DATA disagree",
             cat(&[
-                upload(1, &field("content-length", "5")),
+                upload(1, &literal("content-length", "5")),
                 f(kind::DATA, flag::END_STREAM, 1, b"abc"),
             ]),
             Reset(PROTOCOL_ERROR),
@@ -356,31 +350,31 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, Outcome)> {
         (
             "8.1",
             "content-length not digits only",
-            request(1, &field("content-length", "+0")),
+            request(1, &literal("content-length", "+0")),
             Reset(PROTOCOL_ERROR),
         ),
         (
             "8.2",
             "an upper-case field name",
-            request(1, &field("X-Upper", "1")),
+            request(1, &literal("X-Upper", "1")),
             Reset(PROTOCOL_ERROR),
         ),
         (
             "8.2.2",
             "a connection-specific field",
-            request(1, &field("connection", "close")),
+            request(1, &literal("connection", "close")),
             Reset(PROTOCOL_ERROR),
         ),
         (
             "8.2.2",
             "te other than trailers",
-            request(1, &field("te", "gzip")),
+            request(1, &literal("te", "gzip")),
             Reset(PROTOCOL_ERROR),
         ),
         (
             "8.3",
             "a pseudo-header after a regular field",
-            request(1, &[field("x-a", "1"), vec![0x04, 1, b'/']].concat()),
+            request(1, &[literal("x-a", "1"), vec![0x04, 1, b'/']].concat()),
             Reset(PROTOCOL_ERROR),
         ),
         (
@@ -403,7 +397,7 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, Outcome)> {
         (
             "8.3.1",
             "host differing from :authority",
-            request(1, &field("host", "other.test")),
+            request(1, &literal("host", "other.test")),
             Status(0x8c),
         ),
         (

@@ -48,24 +48,6 @@ async fn status_of(http: SocketAddr, path: &str) -> u16 {
     send(http, req).await.status().as_u16()
 }
 
-/// A request header block: `method` (a static-table index byte: 0x82 GET, 0x83 POST), `path` on
-/// `app.test`, then the fields in `extra`.
-fn request_block(method: u8, path: &str, extra: &[u8]) -> Vec<u8> {
-    let mut block = block_for(path, extra);
-    block[0] = method;
-    block
-}
-
-/// A literal field without indexing, new name (both raw), as an HPACK representation.
-fn literal(name: &str, value: &str) -> Vec<u8> {
-    assert!(name.len() < 127 && value.len() < 127);
-    let mut out = vec![0x00, name.len() as u8];
-    out.extend_from_slice(name.as_bytes());
-    out.push(value.len() as u8);
-    out.extend_from_slice(value.as_bytes());
-    out
-}
-
 /// Reads frames until the connection ends (or `limit` passes); the GOAWAY code, if one came.
 async fn goaway_code(socket: &mut TcpStream, limit: Duration) -> Option<u32> {
     let deadline = tokio::time::Instant::now() + limit;
@@ -92,7 +74,7 @@ async fn one_byte_data_frames_do_not_pin_read_buffers() {
         .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 1, &put))
         .await
         .unwrap();
-    let put = request_block(0x83, "/sink", &[]);
+    let put = post_block("/sink", &[]);
     socket
         .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 3, &put))
         .await
@@ -264,7 +246,7 @@ async fn resets_the_client_provokes_end_the_connection() {
         let mut burst = Vec::new();
         for i in 0..1_000u32 {
             let id = 2 * i + 1;
-            let block = request_block(0x83, "/hang", &literal("content-length", "1"));
+            let block = post_block("/hang", &literal("content-length", "1"));
             burst.extend(raw_frame(kind::HEADERS, flag::END_HEADERS, id, &block));
             burst.extend(provoke(id));
         }
@@ -322,7 +304,7 @@ async fn floods_of_frames_that_do_nothing_end_the_connection() {
                 kind::HEADERS,
                 flag::END_HEADERS,
                 1,
-                &request_block(0x83, "/hang", &[]),
+                &post_block("/hang", &[]),
             ),
             raw_frame(kind::DATA, 0, 1, &[]),
         ),
@@ -364,7 +346,7 @@ async fn an_unfinished_header_block_is_cut_at_header_read_timeout() {
         let mut socket = raw_h2(http).await;
         if open_stream {
             // A request in flight does not lift the limit.
-            send_block(&mut socket, 1, &request_block(0x82, "/hang", &[])).await;
+            send_block(&mut socket, 1, &block_for("/hang", &[])).await;
         }
         let block = get_block(&[]);
         socket
@@ -667,8 +649,7 @@ async fn request_bodies_over_the_route_limit_get_413() {
     let _ = sending.await;
     // HTTP/2 without content-length.
     let mut socket = raw_h2(http).await;
-    let mut block = block_for("/small", &[]);
-    block[0] = 0x83;
+    let block = post_block("/small", &[]);
     socket
         .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 1, &block))
         .await
@@ -693,7 +674,7 @@ async fn resets_are_also_limited_per_address_across_connections() {
         let mut burst = Vec::new();
         for i in 0..450u32 {
             let id = 2 * i + 1;
-            let block = request_block(0x82, "/bytes/1", &[]);
+            let block = block_for("/bytes/1", &[]);
             burst.extend(raw_frame(
                 kind::HEADERS,
                 flag::END_HEADERS | flag::END_STREAM,

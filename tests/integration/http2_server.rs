@@ -412,8 +412,7 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
     // `expect` is static entry 35: literal without indexing, 4-bit index 15 + 20.
     let mut expect = vec![0x0f, 20, 12];
     expect.extend_from_slice(b"100-continue");
-    let mut block = block_for("/upload", &expect);
-    block[0] = 0x83; // :method POST
+    let block = post_block("/upload", &expect);
     socket
         .write_all(&raw_frame(kind::HEADERS, flag::END_HEADERS, 1, &block))
         .await

@@ -42,6 +42,23 @@ pub fn block_for(path: &str, extra: &[u8]) -> Vec<u8> {
     block
 }
 
+/// A POST for `path` on `app.test`, then the fields in `extra`, as an HPACK block.
+pub fn post_block(path: &str, extra: &[u8]) -> Vec<u8> {
+    let mut block = block_for(path, extra);
+    block[0] = 0x83; // :method POST
+    block
+}
+
+/// A literal field without indexing, new name (both raw, under 127 bytes each).
+pub fn literal(name: &str, value: &str) -> Vec<u8> {
+    assert!(name.len() < 127 && value.len() < 127);
+    let mut out = vec![0x00, name.len() as u8];
+    out.extend_from_slice(name.as_bytes());
+    out.push(value.len() as u8);
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
 /// Sends a request's header block (ending the stream) in HEADERS and CONTINUATION frames.
 pub async fn send_block(socket: &mut TcpStream, stream: u32, block: &[u8]) {
     let mut pieces = block.chunks(16_000).peekable();
