@@ -550,41 +550,44 @@ async fn backends_are_held_to_the_same_framing_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_over_the_per_address_limit_are_closed_and_counted() {
+async fn connections_over_the_limits_are_closed_and_counted() {
     let backend = Backend::echo("echo").await;
-    // The limit is the subject: 5 per address instead of 1,000.
-    let (_router, http, admin) =
-        start_router("max_connections_per_ip = 5", &route("/", &[&backend])).await;
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        let mut socket = TcpStream::connect(http).await.unwrap();
-        socket
+    // The limits are the subject: 5 in all, then 5 per address (instead of 100,000 and 1,000).
+    for limit in ["max_connections", "max_connections_per_ip"] {
+        let (_router, http, admin) =
+            start_router(&format!("{limit} = 5"), &route("/", &[&backend])).await;
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let mut socket = TcpStream::connect(http).await.unwrap();
+            socket
+                .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 12];
+            socket.read_exact(&mut buf).await.unwrap();
+            held.push(socket);
+        }
+        let mut sixth = TcpStream::connect(http).await.unwrap();
+        let _ = sixth
             .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-            .await
-            .unwrap();
+            .await;
         let mut buf = [0u8; 12];
-        socket.read_exact(&mut buf).await.unwrap();
-        held.push(socket);
+        let read = tokio::time::timeout(Duration::from_secs(2), sixth.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{limit}: the sixth connection was served"
+        );
+        let counted = format!("switchyard_client_connections_refused_total{{limit=\"{limit}\"}}");
+        assert_eq!(metric(admin, &counted).await, 1.0, "{limit}");
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let req = Request::get("/")
+            .header("host", "a.test")
+            .body(full(""))
+            .unwrap();
+        let status = send(http, req).await.status();
+        assert_eq!(status, 200, "{limit}: places are given back");
     }
-    let mut sixth = TcpStream::connect(http).await.unwrap();
-    let _ = sixth
-        .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        .await;
-    let mut buf = [0u8; 12];
-    let read = tokio::time::timeout(Duration::from_secs(2), sixth.read(&mut buf)).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "the sixth connection was served"
-    );
-    let refused = metric(admin, "switchyard_client_connections_refused_total").await;
-    assert_eq!(refused, 1.0);
-    drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let req = Request::get("/")
-        .header("host", "a.test")
-        .body(full(""))
-        .unwrap();
-    assert_eq!(send(http, req).await.status(), 200, "places are given back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
