@@ -3,6 +3,7 @@
 //! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
 
 use crate::body::ProxyBody;
+use crate::health::{PassiveHealth, Standing};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::registry::{Change, MessageError, Registry, RegistryMessage, parse_messages};
@@ -195,6 +196,24 @@ async fn change_routes(
     }
 }
 
+/// An endpoint's passive-health standing: `admitted`; `ejected` with the ejections in a row
+/// and the milliseconds until a request may probe it; `half_open` (the next request probes
+/// it); `probing` (a probe is out).
+fn ejection(passive: &PassiveHealth, now: u64) -> Value {
+    match passive.standing(now) {
+        Standing::Admitted => json!({"state": "admitted"}),
+        Standing::Ejected { remaining_ms } => json!({
+            "state": "ejected",
+            "period": passive.period(),
+            "next_probe_in_ms": remaining_ms,
+        }),
+        Standing::HalfOpen => {
+            json!({"state": "half_open", "period": passive.period(), "next_probe_in_ms": 0})
+        }
+        Standing::Probing => json!({"state": "probing", "period": passive.period()}),
+    }
+}
+
 fn routes(state: &AdminState) -> Value {
     let table = state.registry.snapshot();
     let now = now_ms();
@@ -221,7 +240,7 @@ fn routes(state: &AdminState) -> Value {
                     "failures": e.stats.failures.load(Ordering::Relaxed),
                     "healthy": !e.health.unavailable(),
                     "checked_down": e.health.down.load(Ordering::Relaxed),
-                    "consecutive_failures": e.health.passive.consecutive_failures(),
+                    "ejection": ejection(&e.health.passive, now),
                     "ejections": e.health.passive.ejections(),
                     "load_balancing_algorithm": route.balancer,
                     "hash_key": route.hash_key,

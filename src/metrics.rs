@@ -25,6 +25,10 @@ pub struct Metrics {
     http2_connection_errors: AtomicU64,
     /// Client connections refused over `max_connections` and over `max_connections_per_ip`.
     connections_refused: [AtomicU64; 2],
+    ejections: AtomicU64,
+    readmissions: AtomicU64,
+    /// Probes of half-open endpoints that failed, and that were answered.
+    probes: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -70,6 +74,21 @@ impl Metrics {
         self.connections_refused[usize::from(per_ip)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an endpoint ejected at the start of an outage.
+    pub fn ejected(&self) {
+        self.ejections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an ejected endpoint re-admitted.
+    pub fn readmitted(&self) {
+        self.readmissions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the result of a half-open endpoint's probe request.
+    pub fn probe_result(&self, answered: bool) {
+        self.probes[usize::from(answered)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a new connection to a backend.
     pub fn upstream_connection_opened(&self) {
         self.upstream_connections.fetch_add(1, Ordering::Relaxed);
@@ -100,6 +119,19 @@ impl Metrics {
                 "switchyard_client_connections_refused_total{{limit=\"{limit}\"}} {count}"
             );
         }
+        family(
+            &mut out,
+            "switchyard_ejection_probes_total",
+            "counter",
+            "Requests sent as the probe of an endpoint whose ejection ran out, by result.",
+        );
+        for (result, count) in ["failed", "answered"].iter().zip(&self.probes) {
+            let count = count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "switchyard_ejection_probes_total{{result=\"{result}\"}} {count}"
+            );
+        }
         for (class, count) in CLASSES.iter().zip(&self.responses) {
             let count = count.load(Ordering::Relaxed);
             let _ = writeln!(
@@ -120,7 +152,7 @@ impl Metrics {
         };
         let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-        let single: [(&str, &str, &str, String); 12] = [
+        let single: [(&str, &str, &str, String); 14] = [
             (
                 "switchyard_upstream_connections_opened_total",
                 "counter",
@@ -150,6 +182,18 @@ impl Metrics {
                 "counter",
                 "Retries the retry budget refused.",
                 load(&self.retries_denied),
+            ),
+            (
+                "switchyard_ejections_total",
+                "counter",
+                "Outages begun: endpoints ejected after a failed attempt (a backend on several routes counts once).",
+                load(&self.ejections),
+            ),
+            (
+                "switchyard_readmissions_total",
+                "counter",
+                "Ejected endpoints re-admitted after an answer.",
+                load(&self.readmissions),
             ),
             (
                 "switchyard_pool_fail_open_total",
@@ -226,7 +270,7 @@ impl Metrics {
             (
                 "switchyard_endpoint_ejections_total",
                 "counter",
-                "Times an endpoint was ejected after a failed attempt.",
+                "Outages of an endpoint's backend (ejections after a failed attempt; failures during one do not count).",
                 |e| e.health.passive.ejections(),
             ),
         ];

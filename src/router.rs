@@ -310,11 +310,6 @@ fn store_settings(config: &Config) -> StoreSettings {
     StoreSettings {
         default_balancer: config.proxy.balancer,
         default_hash_key: config.proxy.hash_key.clone(),
-        ejection: EjectionPolicy {
-            base: config.health.eject_base.0,
-            max: config.health.eject_max.0,
-            remove_registered_after: config.health.remove_registered_after,
-        },
     }
 }
 
@@ -337,6 +332,12 @@ fn proxy_settings(config: &Config) -> ProxySettings {
                 ratio: config.proxy.retry_budget,
                 min_per_second: config.proxy.retry_budget_min_per_second,
             },
+            attempt_timeout: config.proxy.attempt_timeout.map(|timeout| timeout.0),
+        },
+        ejection: EjectionPolicy {
+            base: config.health.eject_base.0,
+            max: config.health.eject_max.0,
+            remove_registered_after: config.health.remove_registered_after,
         },
         request_timeout: config.proxy.request_timeout.0,
         retry_buffer: config.proxy.retry_buffer,

@@ -1,8 +1,9 @@
 //! Endpoint selection: picks the endpoint for one attempt of a request with the route's
 //! balancer (round-robin, random, least-connections, P2C over peak-EWMA latency, Maglev hash
 //! on a header or cookie), skipping endpoints the request already tried, endpoints at their
-//! connection limit and unhealthy ones. When every candidate is unhealthy it fails open: a
-//! pool is never emptied by ejection.
+//! connection limit and unhealthy ones. An endpoint whose ejection ran out is taken by one
+//! request at a time, its probe ([`ProbeClaim`]). When every candidate is unhealthy it fails
+//! open: a pool is never emptied by ejection.
 
 mod hash_key;
 mod maglev;
@@ -11,7 +12,7 @@ pub use hash_key::HashKey;
 pub use maglev::{Maglev, fnv1a};
 
 use crate::config::BalancerKind;
-use crate::routing::{Endpoint, Route};
+use crate::routing::{Endpoint, Route, now_ms};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -50,6 +51,19 @@ pub struct Picked {
     pub endpoint: Arc<Endpoint>,
     /// True when every candidate was unhealthy and this one was taken anyway.
     pub failed_open: bool,
+    /// Set when this attempt is the probe of an endpoint whose ejection ran out.
+    pub probe: Option<ProbeClaim>,
+}
+
+/// The probe of a half-open endpoint, held by the one attempt that decides whether it is
+/// re-admitted. Dropped undecided, it gives the probe back to the next request.
+#[derive(Debug)]
+pub struct ProbeClaim(Arc<Endpoint>);
+
+impl Drop for ProbeClaim {
+    fn drop(&mut self) {
+        self.0.health.passive.release_probe();
+    }
 }
 
 /// Picks an endpoint of `route` for the next attempt. `max_conns` = 0 means no limit; `hash`
@@ -68,16 +82,32 @@ pub fn pick(
     let candidate =
         |i: usize| !attempts.tried(i) && (max_conns == 0 || endpoints[i].in_flight() < max_conns);
     let healthy = |i: usize| candidate(i) && !endpoints[i].health.unavailable();
-    let (chosen, failed_open) = match choose(route, hash, healthy) {
-        Some(i) => (Some(i), false),
-        None => (choose(route, hash, candidate), true),
+    let picked = |index: usize, failed_open: bool, probe: Option<ProbeClaim>| Picked {
+        index,
+        endpoint: endpoints[index].clone(),
+        failed_open,
+        probe,
     };
-    match chosen {
-        Some(index) => Ok(Picked {
-            index,
-            endpoint: endpoints[index].clone(),
-            failed_open,
-        }),
+    // Half-open endpoints another request claimed first.
+    let mut claimed_elsewhere: Vec<usize> = Vec::new();
+    while let Some(index) = choose(route, hash, |i| {
+        healthy(i) && !claimed_elsewhere.contains(&i)
+    }) {
+        let passive = &endpoints[index].health.passive;
+        if !passive.needs_probe() {
+            return Ok(picked(index, false, None));
+        }
+        if passive.claim_probe(now_ms()) {
+            let claim = ProbeClaim(endpoints[index].clone());
+            return Ok(picked(index, false, Some(claim)));
+        }
+        if !passive.needs_probe() {
+            return Ok(picked(index, false, None));
+        }
+        claimed_elsewhere.push(index);
+    }
+    match choose(route, hash, candidate) {
+        Some(index) => Ok(picked(index, true, None)),
         None if (0..n).any(|i| !attempts.tried(i)) => Err(PickError::AllBusy),
         None => Err(PickError::Exhausted),
     }

@@ -173,6 +173,13 @@ fn check(config: &Config) -> Vec<ConfigError> {
             );
         }
     }
+    if config.proxy.attempt_timeout.is_some_and(|t| t.0.is_zero()) {
+        push(
+            key_line(text, "attempt_timeout"),
+            "proxy.attempt_timeout".into(),
+            "must be more than 0s (leave it out for no attempt timeout)".into(),
+        );
+    }
     if config.proxy.max_attempts == 0 {
         push(
             key_line(text, "max_attempts"),
@@ -239,6 +246,13 @@ fn check(config: &Config) -> Vec<ConfigError> {
                 at(route.uri.span()),
                 format!("route[{i}].health_check"),
                 "path must start with / and rise and fall must be at least 1".into(),
+            );
+        }
+        if route.attempt_timeout.is_some_and(|t| t.0.is_zero()) {
+            push(
+                at(route.uri.span()),
+                format!("route[{i}].attempt_timeout"),
+                "must be more than 0s (leave it out for the [proxy] default)".into(),
             );
         }
         if !route.route_service_url.is_empty() && !route.route_service_url.starts_with("https://") {

@@ -232,6 +232,10 @@ pub struct ProxyConfig {
     pub retry_budget: f64,
     /// Retries per second always allowed on top of the budget (per worker).
     pub retry_budget_min_per_second: u32,
+    /// Time an endpoint has to send a response head before an idempotent request goes to
+    /// another endpoint (and any other request is answered 504); unset = only
+    /// `request_timeout` applies.
+    pub attempt_timeout: Option<ConfigDuration>,
 }
 
 impl Default for ProxyConfig {
@@ -250,6 +254,7 @@ impl Default for ProxyConfig {
             max_request_body: 0,
             retry_budget: 0.2,
             retry_budget_min_per_second: 10,
+            attempt_timeout: None,
         }
     }
 }
@@ -296,20 +301,20 @@ impl Default for RouteServicesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
-    /// Ejection after a first failure; doubles with each consecutive failure.
+    /// Ejection after the first failed attempt of an outage; doubles with each failed probe.
     pub eject_base: ConfigDuration,
     /// Longest ejection.
     pub eject_max: ConfigDuration,
-    /// Consecutive failures that remove a registered endpoint (back with its next
-    /// registration); 0 = never.
+    /// Ejections in a row (the first and failed probes) that remove a registered endpoint
+    /// (back with its next registration); 0 = never.
     pub remove_registered_after: u32,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
-            eject_base: ConfigDuration(Duration::from_secs(1)),
-            eject_max: ConfigDuration(Duration::from_secs(30)),
+            eject_base: ConfigDuration(Duration::from_millis(250)),
+            eject_max: ConfigDuration(Duration::from_secs(1)),
             remove_registered_after: 5,
         }
     }
@@ -435,4 +440,7 @@ pub struct RouteConfig {
     /// Largest request body for this route (overrides `[proxy] max_request_body`; 0 =
     /// unlimited).
     pub max_request_body: Option<u64>,
+    /// Time an endpoint has to answer before an idempotent request moves on (overrides
+    /// `[proxy] attempt_timeout`).
+    pub attempt_timeout: Option<ConfigDuration>,
 }

@@ -1,19 +1,23 @@
 //! Endpoint health: passive ejection after failures (`passive`), response latency for the P2C
-//! balancer (`latency`), and optional active checks per route (`active`). The state lives in
-//! each endpoint's [`EndpointHealth`], so it survives route-table snapshots.
+//! balancer (`latency`), and optional active checks per route (`active`). The state of one
+//! backend (address, protocol, TLS name) is one [`EndpointHealth`], shared through the
+//! [`HealthBook`] by every route that uses the backend and kept across route-table snapshots:
+//! a backend learned dead on one route is skipped on all of them.
 
 mod active;
+mod book;
 mod latency;
 mod passive;
 
 pub use active::{ProbeState, spawn_checker};
+pub use book::{BackendKey, HealthBook};
 pub use latency::PeakEwma;
-pub use passive::{EjectionPolicy, PassiveHealth};
+pub use passive::{EjectionPolicy, Failure, PassiveHealth, Standing};
 
 use crate::routing::now_ms;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the router knows about an endpoint's health.
+/// What the router knows about a backend's health.
 #[derive(Debug, Default)]
 pub struct EndpointHealth {
     /// Failures and ejection (passive health).
@@ -27,8 +31,9 @@ pub struct EndpointHealth {
 }
 
 impl EndpointHealth {
-    /// True when the balancer should prefer other endpoints (ejected or checked down).
+    /// True when the balancer should prefer other endpoints (ejected, its half-open probe out,
+    /// or checked down).
     pub fn unavailable(&self) -> bool {
-        self.down.load(Ordering::Relaxed) || self.passive.ejected_at(now_ms)
+        self.down.load(Ordering::Relaxed) || self.passive.unavailable(now_ms)
     }
 }

@@ -7,6 +7,7 @@
 mod body_limit;
 mod client;
 pub(crate) mod deadline;
+mod endpoint_health;
 mod error;
 mod forwarded;
 mod hop_by_hop;
@@ -29,6 +30,7 @@ pub use round_trip::RetrySettings;
 pub(crate) use target::for_endpoint;
 
 use crate::body::ProxyBody;
+use crate::health::EjectionPolicy;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::Route;
@@ -56,6 +58,8 @@ pub struct ProxySettings {
     pub retry_buffer: usize,
     /// Largest request body unless the route says otherwise; 0 = unlimited.
     pub max_request_body: u64,
+    /// How long failing endpoints stay out.
+    pub ejection: EjectionPolicy,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -166,7 +170,11 @@ impl Proxy {
         };
         let round_trip = round_trip::RoundTrip {
             upstream: &self.upstream,
-            registry: &*self.registry,
+            health: endpoint_health::HealthReport {
+                registry: &*self.registry,
+                metrics: &self.metrics,
+                policy: &self.settings.ejection,
+            },
             metrics: &self.metrics,
             settings: &self.settings.retry,
         };

@@ -1,14 +1,79 @@
-//! Retry rules: which requests may reach a backend twice (idempotent methods or an
-//! idempotency key, with an empty or buffered body), which failures leave them safe to resend
-//! (no response head received), and a per-worker budget that keeps retries of sent requests
-//! from amplifying an outage. Requests that never left the router (connect refused or timed
-//! out, TLS failure) always move to the next endpoint: they add no load anywhere.
+//! Retry rules: what became of an attempt ([`Outcome`]), and whether the request goes to
+//! another endpoint ([`decide`], a pure function). Requests that never reached a backend, or
+//! that the backend provably did not process (HTTP/2 REFUSED_STREAM, streams above a GOAWAY's
+//! last stream id), always move on: they add no work anywhere. Requests a backend may have
+//! processed move on only when they may be processed twice (idempotent methods or an
+//! idempotency key) and no response head came back, or the route retries the status, within a
+//! per-worker budget that keeps retries from amplifying an outage.
 
 use crate::body::ProxyBody;
-use crate::upstream::{H1Error, UpstreamError};
+use crate::upstream::{H1Error, SendError, UpstreamError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Uri, Version};
 use std::cell::Cell;
+
+/// What became of an attempt that gives the client no response of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Never reached the backend: connect or TLS failed, or a pooled connection was found
+    /// closed before a byte was written.
+    NotSent,
+    /// Reached the backend, which provably did not process it (HTTP/2 REFUSED_STREAM, or a
+    /// stream above the last stream id of the backend's GOAWAY).
+    Refused,
+    /// Sent; the connection failed before a response head came back.
+    NoResponse,
+    /// Sent; no response head within the attempt timeout.
+    TimedOut,
+    /// Answered with a status the route retries.
+    RetryableStatus,
+    /// Anything a resend cannot mend: a malformed response, the client's own body failing.
+    Final,
+}
+
+/// What the round tripper does after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the request to another endpoint; `budget`: the retry is paid from the budget.
+    Retry { budget: bool },
+    /// Give the client this attempt's result.
+    Stop,
+}
+
+/// The retry decision. `idempotent`: the request may be processed twice; `resendable`: the
+/// request is still whole or a copy of it was kept; `attempts_left`: another endpoint may
+/// still be tried.
+pub fn decide(
+    outcome: Outcome,
+    idempotent: bool,
+    resendable: bool,
+    attempts_left: bool,
+) -> Decision {
+    if !attempts_left || !resendable {
+        return Decision::Stop;
+    }
+    match outcome {
+        Outcome::NotSent | Outcome::Refused => Decision::Retry { budget: false },
+        Outcome::NoResponse | Outcome::TimedOut | Outcome::RetryableStatus if idempotent => {
+            Decision::Retry { budget: true }
+        }
+        _ => Decision::Stop,
+    }
+}
+
+/// What became of an attempt that failed with `failure`.
+pub fn outcome(failure: &SendError) -> Outcome {
+    let error = &failure.error;
+    if !failure.written {
+        Outcome::NotSent
+    } else if refused(error) {
+        Outcome::Refused
+    } else if no_response(error) {
+        Outcome::NoResponse
+    } else {
+        Outcome::Final
+    }
+}
 
 /// True for requests that may be sent twice: GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110
 /// section 9.2.2), or any request carrying `Idempotency-Key` / `X-Idempotency-Key`.
@@ -23,7 +88,7 @@ pub fn idempotent(method: &Method, headers: &HeaderMap) -> bool {
 /// True when a sent attempt failed before a response head arrived (connection closed or
 /// reset, stream refused), so an idempotent request may go elsewhere. A response the backend
 /// did send (even a malformed one), a timeout or the client's own body failing never qualify.
-pub fn no_response(error: &UpstreamError) -> bool {
+fn no_response(error: &UpstreamError) -> bool {
     match error {
         UpstreamError::Http(e) => !e.is_user() && !e.is_parse() && !e.is_parse_status(),
         UpstreamError::H1(e) => !matches!(e, H1Error::Protocol(_)),
@@ -32,6 +97,25 @@ pub fn no_response(error: &UpstreamError) -> bool {
         }
         UpstreamError::Timeout(_) | UpstreamError::Upgrade(_) => false,
     }
+}
+
+/// True when an HTTP/2 backend said it did not process the stream: it reset it with
+/// REFUSED_STREAM, or its GOAWAY's last stream id is below it (RFC 9113 sections 8.7 and
+/// 6.8). The h2 library reports the latter as a GOAWAY error from the remote on exactly those
+/// streams (streams at or below the last id fail otherwise if the connection breaks).
+fn refused(error: &UpstreamError) -> bool {
+    let UpstreamError::Http(error) = error else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && (h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM));
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// A copy of a request that may be sent again after a backend may have seen it.
@@ -45,11 +129,8 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// A copy of `req` when it is idempotent and its body is empty or buffered; else `None`.
+    /// A copy of `req` when its body is empty or buffered; else `None`.
     pub fn of(req: &Request<ProxyBody>) -> Option<Replay> {
-        if !idempotent(req.method(), req.headers()) {
-            return None;
-        }
         let body = match req.body() {
             ProxyBody::Empty => None,
             ProxyBody::Full(bytes) => bytes.clone(),
@@ -148,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_only_for_idempotent_requests_with_known_bodies() {
+    fn replay_only_for_requests_with_known_bodies() {
         let get = Request::get("/x").body(ProxyBody::Empty).unwrap();
         assert!(Replay::of(&get).is_some());
         let put = Request::put("/x").body(ProxyBody::full("data")).unwrap();
@@ -156,7 +237,45 @@ mod tests {
         assert_eq!(again.method(), Method::PUT);
         assert!(matches!(again.body(), ProxyBody::Full(Some(b)) if b == "data"));
         let post = Request::post("/x").body(ProxyBody::full("data")).unwrap();
-        assert!(Replay::of(&post).is_none());
+        assert_eq!(Replay::of(&post).unwrap().request().method(), Method::POST);
+    }
+
+    /// Every outcome against (idempotent, resendable, attempts left).
+    #[test]
+    fn decision_table() {
+        use Decision::{Retry, Stop};
+        use Outcome::*;
+        const FREE: Decision = Retry { budget: false };
+        const PAID: Decision = Retry { budget: true };
+        // (outcome, idempotent, resendable, attempts left, decision)
+        let table = [
+            (NotSent, false, true, true, FREE),
+            (NotSent, true, true, true, FREE),
+            (Refused, false, true, true, FREE),
+            (Refused, true, true, true, FREE),
+            (NoResponse, true, true, true, PAID),
+            (NoResponse, false, true, true, Stop),
+            (TimedOut, true, true, true, PAID),
+            (TimedOut, false, true, true, Stop),
+            (RetryableStatus, true, true, true, PAID),
+            (RetryableStatus, false, true, true, Stop),
+            (Final, true, true, true, Stop),
+            (Final, false, true, true, Stop),
+            // Nothing to send again, or nowhere to send it: stop, whatever happened.
+            (NotSent, true, false, true, Stop),
+            (Refused, false, false, true, Stop),
+            (NoResponse, true, false, true, Stop),
+            (NotSent, true, true, false, Stop),
+            (Refused, true, true, false, Stop),
+            (TimedOut, true, true, false, Stop),
+        ];
+        for (outcome, idempotent, resendable, left, expected) in table {
+            assert_eq!(
+                decide(outcome, idempotent, resendable, left),
+                expected,
+                "{outcome:?} idempotent={idempotent} resendable={resendable} left={left}"
+            );
+        }
     }
 
     #[test]

@@ -1,23 +1,20 @@
-//! The round tripper: picks an endpoint, sends, and moves to another endpoint when that is
-//! safe (see `retry`): always for failures before the request left the router, and for
-//! idempotent requests with a replayable body when no response head came back (within the
-//! retry budget), or when the route retries the status the backend answered. Every failed
-//! attempt is reported to the registry (passive health). Up to `max_attempts`, capped by the
-//! pool size.
+//! The round tripper: picks an endpoint, sends, records the result in the endpoint's health
+//! (`endpoint_health`), and moves to another endpoint when `retry::decide` says so. Up to
+//! `max_attempts`, capped by the pool size; each attempt within the request deadline and, when
+//! one is set, the attempt timeout.
 
 use super::deadline::Deadline;
-use super::retry::{self, Replay, RetryBudget};
+use super::endpoint_health::HealthReport;
+use super::retry::{self, Decision, Outcome, Replay, RetryBudget};
 use super::{ProxyError, forwarded, target};
 use crate::balance::{self, Attempts, PickError};
 use crate::body::ProxyBody;
 use crate::config::BalancerKind;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
-use crate::routing::{Endpoint, Route, now_ms};
-use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, SendError, Upstream, UpstreamError};
+use crate::routing::{Route, now_ms};
+use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, Upstream, UpstreamError};
 use http::{Request, Response};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -31,6 +28,9 @@ pub struct RetrySettings {
     pub max_conns_per_backend: usize,
     /// Budget for retries of requests that reached a backend.
     pub budget: RetryBudget,
+    /// Time an endpoint has to send a response head, unless the route sets its own; `None` =
+    /// only the request deadline.
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// A response head from a backend, with what its body must hold on to.
@@ -47,8 +47,8 @@ pub struct Sent {
 pub struct RoundTrip<'a> {
     /// Sends to endpoints.
     pub upstream: &'a Upstream,
-    /// Hears about failures.
-    pub registry: &'a dyn Registry,
+    /// Records attempt results in endpoint health.
+    pub health: HealthReport<'a>,
     /// Counts retries and fail-opens.
     pub metrics: &'a Metrics,
     /// Limits.
@@ -68,11 +68,13 @@ impl RoundTrip<'_> {
         let max_attempts = settings
             .max_attempts
             .clamp(1, route.pool.endpoints.len().max(1));
+        let attempt_timeout = route.options.attempt_timeout.or(settings.attempt_timeout);
+        let idempotent = retry::idempotent(req.method(), req.headers());
         // A copy to resend is made only when needed: the hand-written HTTP/1.1 client leaves a
         // failed request whole, so only hyper's paths (HTTP/2, upgrades, which take the request)
         // and status retries (the answered request is gone) need one.
         let mut replay: Option<Replay> = None;
-        let copy_always = !route.options.retry_statuses.is_empty();
+        let copy_always = !route.options.retry_statuses.is_empty() && idempotent;
         let hash = match (&route.hash_key, route.balancer) {
             (Some(key), BalancerKind::Hash) => key.hash(req.headers()),
             _ => None,
@@ -98,32 +100,30 @@ impl RoundTrip<'_> {
                 self.metrics.retried();
             }
             attempts.record(picked.index);
-            let endpoint = picked.endpoint;
+            let (endpoint, probe) = (picked.endpoint, picked.probe);
             forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
             target::for_endpoint(req, &endpoint);
-            if max_attempts > 1
-                && replay.is_none()
-                && (copy_always || !Upstream::keeps_request(&endpoint, req))
-            {
+            let keeps_request = Upstream::keeps_request(&endpoint, req);
+            if max_attempts > 1 && replay.is_none() && (copy_always || !keeps_request) {
                 replay = Replay::of(req);
             }
             let in_flight = EndpointInFlight::start(endpoint.clone());
             let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
+            let attempt_deadline = match attempt_timeout {
+                Some(timeout) => Some(deadline.map_or(Instant::now() + timeout, |deadline| {
+                    deadline.min(Instant::now() + timeout)
+                })),
+                None => deadline,
+            };
             // Pinned where it is made (not moved into a `Timeout`): the send future is large.
             let result = {
                 let sending = std::pin::pin!(self.upstream.send(&endpoint, req));
-                within(deadline, sending).await
+                within(attempt_deadline, sending).await
             };
-            let Some(result) = result else {
-                let limit = deadline.map_or(Duration::ZERO, |deadline| {
-                    deadline.saturating_duration_since(Instant::now())
-                });
-                self.registry.failure(route, &endpoint);
-                return Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)));
-            };
-            match result {
-                Ok((response, pooled)) => {
-                    endpoint.health.passive.succeeded();
+            let attempts_left = attempt + 1 < max_attempts;
+            let (outcome, error, kept) = match result {
+                Some(Ok((response, pooled))) => {
+                    self.health.answered(&endpoint, probe);
                     if let Some(started) = started {
                         endpoint.health.latency.observe(started.elapsed(), now_ms());
                     }
@@ -133,52 +133,63 @@ impl RoundTrip<'_> {
                         in_flight,
                     };
                     let status = sent.response.status().as_u16();
-                    match &replay {
-                        Some(replay)
-                            if route.options.retry_statuses.contains(&status)
-                                && attempt + 1 < max_attempts
-                                && self.budget_allows() =>
-                        {
-                            tracing::debug!(endpoint = %endpoint.spec.address, status, "retrying status");
-                            *req = replay.request();
-                            answered = Some(sent);
-                        }
-                        _ => return Ok(sent),
-                    }
-                }
-                Err(SendError {
-                    error,
-                    kept,
-                    written,
-                }) => {
-                    self.attempt_failed(route, &endpoint, &error);
-                    let resendable = retry::no_response(&error) && attempt + 1 < max_attempts;
-                    let resend = if kept && !written {
-                        true
-                    } else if kept {
-                        resendable
-                            && retry::idempotent(req.method(), req.headers())
-                            && self.budget_allows()
-                    } else if resendable
+                    if route.options.retry_statuses.contains(&status)
                         && let Some(replay) = &replay
-                        && self.budget_allows()
+                        && self.retry(Outcome::RetryableStatus, idempotent, true, attempts_left)
                     {
+                        tracing::debug!(endpoint = %endpoint.spec.address, status, "retrying status");
                         *req = replay.request();
-                        true
-                    } else {
-                        false
-                    };
-                    if !resend {
-                        return answered.ok_or_else(|| ProxyError::from_attempt(error));
+                        answered = Some(sent);
+                        continue;
                     }
-                    last_error = Some(error);
+                    return Ok(sent);
                 }
+                Some(Err(failure)) => {
+                    if matches!(&failure.error, UpstreamError::Http(e) if e.is_user()) {
+                        drop(probe);
+                    } else {
+                        self.health.failed(route, &endpoint, probe, &failure.error);
+                    }
+                    tracing::debug!(endpoint = %endpoint.spec.address, error = %failure.error, "attempt failed");
+                    (retry::outcome(&failure), failure.error, failure.kept)
+                }
+                None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                    let limit = deadline.map_or(Duration::ZERO, |deadline| {
+                        deadline.saturating_duration_since(Instant::now())
+                    });
+                    let error = UpstreamError::Timeout(limit);
+                    self.health.failed(route, &endpoint, probe, &error);
+                    return Err(ProxyError::EndpointFailure(error));
+                }
+                None => {
+                    let error = UpstreamError::Timeout(attempt_timeout.unwrap_or_default());
+                    self.health.failed(route, &endpoint, probe, &error);
+                    (Outcome::TimedOut, error, keeps_request)
+                }
+            };
+            let resendable = kept || replay.is_some();
+            if !self.retry(outcome, idempotent, resendable, attempts_left) {
+                return answered.ok_or_else(|| ProxyError::from_attempt(error));
             }
+            if !kept && let Some(replay) = &replay {
+                *req = replay.request();
+            }
+            last_error = Some(error);
         }
         match (answered, last_error) {
             (Some(sent), _) => Ok(sent),
             (None, Some(error)) => Err(ProxyError::EndpointFailure(error)),
             (None, None) => Err(ProxyError::NoEndpoints),
+        }
+    }
+
+    /// True when the request goes to another endpoint after `outcome` (and the budget pays
+    /// for it when it must).
+    fn retry(&self, outcome: Outcome, idempotent: bool, resendable: bool, left: bool) -> bool {
+        match retry::decide(outcome, idempotent, resendable, left) {
+            Decision::Retry { budget: false } => true,
+            Decision::Retry { budget: true } => self.budget_allows(),
+            Decision::Stop => false,
         }
     }
 
@@ -188,14 +199,6 @@ impl RoundTrip<'_> {
             self.metrics.retry_denied();
         }
         allowed
-    }
-
-    /// Reports a failed attempt, unless the client's own body broke it.
-    fn attempt_failed(&self, route: &Route, endpoint: &Arc<Endpoint>, error: &UpstreamError) {
-        if !matches!(error, UpstreamError::Http(e) if e.is_user()) {
-            self.registry.failure(route, endpoint);
-        }
-        tracing::debug!(endpoint = %endpoint.spec.address, %error, "attempt failed");
     }
 }
 

@@ -34,6 +34,7 @@ impl StaticRoute {
                 health_check: route.health_check.clone(),
                 retry_statuses: route.retry_statuses.clone(),
                 max_request_body: route.max_request_body,
+                attempt_timeout: route.attempt_timeout.map(|timeout| timeout.0),
             },
             backends: route
                 .backends

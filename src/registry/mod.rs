@@ -14,7 +14,7 @@ pub use message::{MessageError, RegistryMessage, parse_messages};
 pub use store::{RouteDefaults, RouteStore, StoreSettings};
 pub use ticker::{Ticker, spawn_every};
 
-use crate::routing::{Endpoint, EndpointSpec, Route, RouteOptions, RouteTable, RouteUri};
+use crate::routing::{EndpointSpec, Route, RouteOptions, RouteTable, RouteUri};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,8 +60,8 @@ pub struct Applied {
     pub removed: usize,
 }
 
-/// A service registry. The router calls `lookup` on every request and `failure` on every
-/// failed attempt; sources call `apply`. Implementations must make `lookup` cheap and lock-free
+/// A service registry. The router calls `lookup` on every request (and `delete` on a
+/// registered endpoint that keeps failing); sources call `apply`. Implementations must make `lookup` cheap and lock-free
 /// (the built-in [`RouteStore`] reads an immutable snapshot).
 pub trait Registry: Send + Sync + 'static {
     /// Applies `changes` as one step: a request sees all of them or none.
@@ -76,9 +76,6 @@ pub trait Registry: Send + Sync + 'static {
     fn delete(&self, uri: RouteUri, address: SocketAddr) -> Applied {
         self.apply(vec![Change::Delete { uri, address }])
     }
-
-    /// Reports that an attempt to `endpoint` of `route` failed.
-    fn failure(&self, route: &Route, endpoint: &Endpoint);
 
     /// The route for a normalised host (lower-case, no port) and a request path.
     fn lookup(&self, host: &str, path: &str) -> Option<Arc<Route>>;

@@ -10,7 +10,7 @@
 use super::{Applied, Change, Registration, Registry, StaticRoute};
 use crate::balance::HashKey;
 use crate::config::BalancerKind;
-use crate::health::EjectionPolicy;
+use crate::health::HealthBook;
 use crate::routing::{
     Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Route, RouteOptions, RouteTable,
     RouteUri, now_ms,
@@ -29,17 +29,14 @@ pub struct StoreSettings {
     pub default_balancer: BalancerKind,
     /// Hash key of hash-balanced routes that do not set one.
     pub default_hash_key: Option<HashKey>,
-    /// Ejection of failing endpoints.
-    pub ejection: EjectionPolicy,
 }
 
 impl Default for StoreSettings {
-    /// Round-robin, no hash key, the default ejection policy.
+    /// Round-robin, no hash key.
     fn default() -> Self {
         StoreSettings {
             default_balancer: BalancerKind::RoundRobin,
             default_hash_key: None,
-            ejection: EjectionPolicy::default(),
         }
     }
 }
@@ -114,6 +111,8 @@ struct State {
     /// Host pattern -> path -> entry.
     hosts: HashMap<HostPattern, HashMap<String, RouteEntry>>,
     dirty: HashSet<HostPattern>,
+    /// One health record per backend, shared by its endpoints on every route.
+    health: HealthBook,
     /// Bumped by every change that needs publishing.
     generation: u64,
 }
@@ -159,17 +158,22 @@ impl State {
     }
 
     fn add(&mut self, registration: Registration, applied: &mut Applied) {
-        let entry = self.entry(&registration.uri);
+        let Registration {
+            uri,
+            endpoint: spec,
+            ttl,
+            options,
+        } = registration;
+        let entry = self.entry(&uri);
         let mut changed = false;
-        if entry.options != registration.options {
-            entry.options = registration.options;
+        if entry.options != options {
+            entry.options = options;
             changed = true;
         }
-        let address = registration.endpoint.address;
+        let address = spec.address;
         match entry.registered.get(&address) {
             Some(existing)
-                if existing.spec == registration.endpoint
-                    && existing.lease.as_ref().map(|l| l.ttl) == registration.ttl =>
+                if existing.spec == spec && existing.lease.as_ref().map(|l| l.ttl) == ttl =>
             {
                 if let Some(lease) = &existing.lease {
                     lease.refresh();
@@ -182,14 +186,14 @@ impl State {
                 } else {
                     applied.added += 1;
                 }
-                let endpoint =
-                    Endpoint::new(registration.endpoint, registration.ttl.map(Lease::new));
-                entry.registered.insert(address, Arc::new(endpoint));
+                let health = self.health.record(spec.backend_key());
+                let endpoint = Arc::new(Endpoint::new(spec, ttl.map(Lease::new), health));
+                self.entry(&uri).registered.insert(address, endpoint);
                 changed = true;
             }
         }
         if changed {
-            self.touched(&registration.uri);
+            self.touched(&uri);
         }
     }
 
@@ -239,14 +243,16 @@ impl State {
             if unchanged {
                 continue;
             }
-            let entry = self.entry(&uri);
-            let old: &[Arc<Endpoint>] = entry.config.as_ref().map_or(&[], |(_, e)| e);
+            let old = self
+                .existing(&uri)
+                .and_then(|entry| entry.config.take())
+                .map_or_else(Vec::new, |(_, endpoints)| endpoints);
             let endpoints = route
                 .backends
                 .iter()
-                .map(|spec| reuse_or_new(old, spec))
+                .map(|spec| self.reuse_or_new(&old, spec))
                 .collect();
-            entry.config = Some((route, endpoints));
+            self.entry(&uri).config = Some((route, endpoints));
             self.touched(&uri);
             changed += 1;
         }
@@ -265,6 +271,15 @@ impl State {
             changed += 1;
         }
         changed
+    }
+
+    /// The same endpoint (counters and all) if `old` has one with this spec, else a new one.
+    fn reuse_or_new(&mut self, old: &[Arc<Endpoint>], spec: &EndpointSpec) -> Arc<Endpoint> {
+        if let Some(endpoint) = old.iter().find(|endpoint| endpoint.spec == *spec) {
+            return endpoint.clone();
+        }
+        let health = self.health.record(spec.backend_key());
+        Arc::new(Endpoint::new(spec.clone(), None, health))
     }
 
     /// Marks every route changed (after a default changed).
@@ -298,19 +313,10 @@ impl State {
     }
 }
 
-/// The same endpoint (counters and all) if `old` has one with this spec, else a new one.
-fn reuse_or_new(old: &[Arc<Endpoint>], spec: &EndpointSpec) -> Arc<Endpoint> {
-    old.iter()
-        .find(|endpoint| endpoint.spec == *spec)
-        .cloned()
-        .unwrap_or_else(|| Arc::new(Endpoint::new(spec.clone(), None)))
-}
-
 /// The built-in registry (see the module docs).
 #[derive(Debug)]
 pub struct RouteStore {
     table: ArcSwap<RouteTable>,
-    ejection: EjectionPolicy,
     state: Mutex<State>,
     publishing: Mutex<()>,
     published: AtomicU64,
@@ -322,11 +328,11 @@ impl RouteStore {
         let defaults = (settings.default_balancer, settings.default_hash_key.clone());
         let store = RouteStore {
             table: ArcSwap::default(),
-            ejection: settings.ejection,
             state: Mutex::new(State {
                 settings,
                 hosts: HashMap::default(),
                 dirty: HashSet::default(),
+                health: HealthBook::default(),
                 generation: 0,
             }),
             publishing: Mutex::new(()),
@@ -405,21 +411,6 @@ impl Registry for RouteStore {
         };
         self.publish(generation);
         applied
-    }
-
-    /// Counts the failure and ejects the endpoint for the policy's backoff; a registered
-    /// endpoint that keeps failing is removed from the route (its next registration brings it
-    /// back).
-    fn failure(&self, route: &Route, endpoint: &Endpoint) {
-        endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
-        let failures = endpoint.health.passive.failed(&self.ejection, now_ms());
-        let address = endpoint.spec.address;
-        tracing::debug!(%address, route = %route.uri, failures, "endpoint ejected");
-        let limit = self.ejection.remove_registered_after;
-        if endpoint.lease.is_some() && limit > 0 && failures == limit {
-            tracing::warn!(%address, route = %route.uri, failures, "failing endpoint removed");
-            self.delete(route.uri.clone(), address);
-        }
     }
 
     fn lookup(&self, host: &str, path: &str) -> Option<Arc<Route>> {

@@ -3,7 +3,7 @@
 use super::{Lease, RouteUri};
 use crate::balance::{HashKey, Maglev};
 use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
-use crate::health::EndpointHealth;
+use crate::health::{BackendKey, EndpointHealth};
 use http::HeaderValue;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -86,6 +86,17 @@ impl EndpointSpec {
     }
 }
 
+impl EndpointSpec {
+    /// The backend this endpoint is (what its health is kept by).
+    pub fn backend_key(&self) -> BackendKey {
+        BackendKey {
+            address: self.address,
+            protocol: self.protocol,
+            tls_name: self.tls_name.clone(),
+        }
+    }
+}
+
 /// `id`, or the address when `id` is empty.
 pub fn or_address(id: &str, address: SocketAddr) -> String {
     if id.is_empty() {
@@ -104,21 +115,22 @@ pub struct Endpoint {
     pub lease: Option<Lease>,
     /// Live counters.
     pub stats: EndpointStats,
-    /// Ejection, active-check state and latency.
-    pub health: EndpointHealth,
+    /// Ejection, active-check state and latency, shared with every endpoint of the same
+    /// backend on other routes.
+    pub health: Arc<EndpointHealth>,
     /// Prebuilt `X-CF-*` headers.
     pub headers: InstanceHeaders,
 }
 
 impl Endpoint {
-    /// An endpoint with fresh counters.
-    pub fn new(spec: EndpointSpec, lease: Option<Lease>) -> Endpoint {
+    /// An endpoint with fresh counters and the backend's `health` record.
+    pub fn new(spec: EndpointSpec, lease: Option<Lease>, health: Arc<EndpointHealth>) -> Endpoint {
         Endpoint {
             headers: InstanceHeaders::new(&spec.instance_id, &spec.app_id, &spec.instance_index),
             spec,
             lease,
             stats: EndpointStats::default(),
-            health: EndpointHealth::default(),
+            health,
         }
     }
 
@@ -181,6 +193,8 @@ pub struct RouteOptions {
     pub retry_statuses: Vec<u16>,
     /// Largest request body; `None` = the router's default.
     pub max_request_body: Option<u64>,
+    /// Time an endpoint has to answer an attempt; `None` = the router's default.
+    pub attempt_timeout: Option<std::time::Duration>,
 }
 
 /// A route: where requests matching `uri` go and how.

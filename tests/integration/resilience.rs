@@ -62,6 +62,8 @@ async fn served_by(router: &TestRouter, backend: std::net::SocketAddr) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// With the default settings: no GET fails, no POST is delivered twice, and each restarted
+/// backend serves again within 2 s.
 async fn chaos_kill_and_restart_backends_under_load() {
     let seen: Seen = Arc::default();
     let delay = Duration::from_millis(2);
@@ -69,9 +71,7 @@ async fn chaos_kill_and_restart_backends_under_load() {
     let b = counting_backend("b", seen.clone(), delay).await;
     let c = counting_backend("c", seen.clone(), delay).await;
     let router = Arc::new(TestRouter::start(&format!(
-        "{BASE}\n[health]\neject_base = \"100ms\"\neject_max = \"400ms\"\n\
-         [proxy]\nconnect_timeout = \"1s\"\n\
-         [[route]]\nuri = \"chaos.test\"\nbackends = [{}]\n",
+        "{BASE}\n[[route]]\nuri = \"chaos.test\"\nbackends = [{}]\n",
         backends_toml(&[a.addr, b.addr, c.addr])
     )));
     let tally = Arc::new(Tally::default());
@@ -176,6 +176,12 @@ async fn chaos_kill_and_restart_backends_under_load() {
     );
     assert_eq!(get_failures, 0, "a GET failed");
     assert_eq!(duplicates, 0, "a POST reached a backend twice");
+    for (name, back) in [("a", a_back), ("b", b_back)] {
+        assert!(
+            back < Duration::from_secs(2),
+            "restarted {name} took {back:?} to serve again"
+        );
+    }
 }
 
 /// What a [`silent_backend`] does after reading a request.
@@ -337,7 +343,7 @@ async fn dead_endpoint_is_ejected_then_readmitted_and_the_pool_fails_open() {
     for _ in 0..10 {
         assert_eq!(get(&router, "e.test", "/").await.status(), StatusCode::OK);
     }
-    let ejections = metric(router.admin, "switchyard_endpoint_ejections_total").await;
+    let ejections = metric(router.admin, "switchyard_ejections_total").await;
     let listed = text(
         send(
             router.admin,
@@ -353,10 +359,10 @@ async fn dead_endpoint_is_ejected_then_readmitted_and_the_pool_fails_open() {
         ejections, 1.0,
         "ejected once, then skipped while ejected: {listed}"
     );
-    // Healthy: the live endpoint and alone.test's own copy of the dead one (not tried yet).
+    // Health is kept by backend: the dead one is out on alone.test too, never tried there.
     assert_eq!(
         metric(router.admin, "switchyard_endpoint_healthy").await,
-        2.0
+        1.0
     );
 
     // A pool whose only endpoint is ejected still tries it (fail open) and says so.

@@ -207,7 +207,7 @@ mod tests {
             instance_index: String::new(),
             tags: Default::default(),
         };
-        let key = super::super::PoolKey::of(&Endpoint::new(spec, None));
+        let key = super::super::PoolKey::of(&Endpoint::new(spec, None, Default::default()));
         let req = http::Request::get("/")
             .header("host", "t")
             .body(())
