@@ -162,3 +162,77 @@ fn power_of_two(endpoints: &[Arc<Endpoint>], ok: &impl Fn(usize) -> bool) -> Opt
         first
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamProtocol;
+    use crate::health::EjectionPolicy;
+    use crate::routing::{EndpointSpec, RouteOptions, RouteUri};
+
+    fn route(ports: &[u16]) -> Route {
+        let endpoints = ports
+            .iter()
+            .map(|&port| {
+                let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let spec = EndpointSpec {
+                    address,
+                    tls_name: None,
+                    protocol: UpstreamProtocol::Http1,
+                    app_id: String::new(),
+                    instance_id: address.to_string(),
+                    instance_index: String::new(),
+                    tags: Default::default(),
+                };
+                Arc::new(Endpoint::new(spec, None, Default::default()))
+            })
+            .collect();
+        let uri = RouteUri::parse("a.test").unwrap();
+        Route::new(
+            uri,
+            RouteOptions::default(),
+            endpoints,
+            BalancerKind::RoundRobin,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_half_open_endpoint_takes_one_probe_at_a_time() {
+        let route = route(&[1, 2]);
+        let passive = &route.pool.endpoints[0].health.passive;
+        let policy = EjectionPolicy {
+            base: std::time::Duration::from_millis(1),
+            ..EjectionPolicy::default()
+        };
+        passive.failed(&policy, now_ms(), false);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let pick = || pick(&route, &Attempts::default(), 0, None).unwrap();
+        // Round-robin reaches the half-open endpoint within two picks; that pick is its probe.
+        let probe = (0..2)
+            .map(|_| pick())
+            .find(|picked| picked.index == 0)
+            .expect("the half-open endpoint was picked");
+        assert!(probe.probe.is_some() && !probe.failed_open);
+        for _ in 0..4 {
+            let other = pick();
+            assert_eq!(other.index, 1, "no second request while the probe is out");
+            assert!(other.probe.is_none());
+        }
+        // Dropped undecided: the next request to pick it probes it.
+        drop(probe);
+        let again = (0..2).map(|_| pick()).find(|picked| picked.index == 0);
+        assert!(again.is_some_and(|picked| picked.probe.is_some()));
+        // With only the probed endpoint left to try, the pool fails open (no probe claim).
+        let mut tried = Attempts::default();
+        tried.record(1);
+        let claim = (0..2)
+            .map(|_| pick())
+            .find(|picked| picked.index == 0)
+            .unwrap();
+        let open = super::pick(&route, &tried, 0, None).unwrap();
+        assert_eq!((open.index, open.failed_open), (0, true));
+        assert!(open.probe.is_none());
+        drop(claim);
+    }
+}

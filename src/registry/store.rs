@@ -476,6 +476,37 @@ mod tests {
     }
 
     #[test]
+    fn routes_share_the_health_of_a_backend_across_sources_and_reloads() {
+        let store = store(vec![
+            static_route("a.test", &[1, 2]),
+            static_route("b.test", &[1]),
+        ]);
+        store.apply(vec![registration(
+            "c.test",
+            1,
+            Some(Duration::from_secs(60)),
+        )]);
+        let health = |uri: &str, port: u16| {
+            let route = store.lookup(uri, "/").unwrap();
+            let endpoint = route
+                .pool
+                .endpoints
+                .iter()
+                .find(|e| e.spec.address.port() == port);
+            endpoint.unwrap().health.clone()
+        };
+        let shared = health("a.test", 1);
+        assert!(Arc::ptr_eq(&shared, &health("b.test", 1)));
+        assert!(Arc::ptr_eq(&shared, &health("c.test", 1)));
+        assert!(!Arc::ptr_eq(&shared, &health("a.test", 2)));
+        // A reload that changes a.test keeps the backend's record.
+        let settings = StoreSettings::default();
+        let defaults = (settings.default_balancer, settings.default_hash_key);
+        store.set_static(defaults, vec![static_route("a.test", &[1, 3])]);
+        assert!(Arc::ptr_eq(&shared, &health("a.test", 1)));
+    }
+
+    #[test]
     fn add_refresh_delete() {
         let store = store(Vec::new());
         let applied = store.apply(vec![

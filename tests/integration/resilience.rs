@@ -2,41 +2,13 @@
 //! retries (GET replayed, POST never sent twice), hostile backends (hang, reset before the
 //! response, slow), passive ejection, active health checks and status retries.
 
+use crate::faulty::*;
 use crate::support::*;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Request ids each backend has seen, by id (shared by all backends of a test).
-type Seen = Arc<Mutex<HashMap<String, usize>>>;
-
-/// A killable backend that records each request's `x-test-id` and answers after `delay`.
-async fn counting_backend(name: &'static str, seen: Seen, delay: Duration) -> KillableBackend {
-    KillableBackend::start(move |req: Request<hyper::body::Incoming>| {
-        let seen = seen.clone();
-        async move {
-            let id = req
-                .headers()
-                .get("x-test-id")
-                .map(|v| v.to_str().unwrap().to_string());
-            let _ = req.into_body().collect().await;
-            if let Some(id) = id {
-                *seen.lock().unwrap().entry(id).or_default() += 1;
-            }
-            tokio::time::sleep(delay).await;
-            Response::new(full(name))
-        }
-    })
-    .await
-}
-
-fn backends_toml(addrs: &[std::net::SocketAddr]) -> String {
-    let list: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
-    list.join(", ")
-}
 
 #[derive(Default)]
 struct Tally {
@@ -184,48 +156,10 @@ async fn chaos_kill_and_restart_backends_under_load() {
     }
 }
 
-/// What a [`silent_backend`] does after reading a request.
-#[derive(Clone, Copy)]
-enum Silence {
-    /// Reset the connection without a response byte.
-    Reset,
-    /// Keep the connection open and never answer.
-    Hang,
-}
-
-/// A raw backend that reads each request and never answers it; returns its address and the
-/// number of requests it read.
-async fn silent_backend(then: Silence) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                if stream.read(&mut buf).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                match then {
-                    Silence::Reset => {
-                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                    }
-                    Silence::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
-                }
-            });
-        }
-    });
-    (addr, requests)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_before_response_retries_get_but_never_post() {
     let seen: Seen = Arc::default();
-    let (resetter, _) = silent_backend(Silence::Reset).await;
+    let (resetter, _) = never_answering(Silence::Reset).await;
     let good = counting_backend("good", seen.clone(), Duration::ZERO).await;
     let router = TestRouter::start(&format!(
         "{BASE}\n[[route]]\nuri = \"r.test\"\nbackends = [{}]\nbalancer = \"round-robin\"\n",
@@ -273,7 +207,7 @@ async fn reset_before_response_retries_get_but_never_post() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_to_a_resetting_backend_is_a_502_and_sent_once() {
-    let (addr, attempts) = silent_backend(Silence::Reset).await;
+    let (addr, attempts) = never_answering(Silence::Reset).await;
     // Only the resetting backend: the POST must not move on after it was sent.
     let router = TestRouter::start(&format!(
         "{BASE}\n[[route]]\nuri = \"p.test\"\nbackends = [\"{addr}\"]\n"
@@ -300,7 +234,7 @@ async fn post_to_a_resetting_backend_is_a_502_and_sent_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_and_slow_backends_within_the_timeouts() {
-    let (hanger, _) = silent_backend(Silence::Hang).await;
+    let (hanger, _) = never_answering(Silence::Hang).await;
     let slow = Backend::start(|_req| async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         Response::new(full("slow"))

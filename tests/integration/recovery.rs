@@ -1,0 +1,304 @@
+//! Recovery with the default settings: health is learned once per backend (not per route), a
+//! hung backend costs an idempotent request no more than `attempt_timeout`, and an HTTP/2
+//! backend that provably did not process a request (REFUSED_STREAM, GOAWAY below its stream)
+//! has it resent, whatever the method.
+
+use crate::faulty::*;
+use crate::support::*;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// `/routes` as JSON.
+async fn routes(router: &TestRouter) -> serde_json::Value {
+    let req = Request::get("/routes")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    json_body(send(router.admin, req).await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_behind_twenty_routes_is_learned_dead_once_and_back_everywhere() {
+    let seen: Seen = Arc::default();
+    let live = counting_backend("live", seen.clone(), Duration::ZERO).await;
+    let shared = counting_backend("shared", seen, Duration::ZERO).await;
+    let routes_toml: String = (0..20)
+        .map(|i| {
+            format!(
+                "[[route]]\nuri = \"r{i}.test\"\nbackends = [{}]\n",
+                backends_toml(&[live.addr, shared.addr])
+            )
+        })
+        .collect();
+    let router = TestRouter::start(&format!("{BASE}\n{routes_toml}"));
+    shared.kill();
+    for i in 0..20 {
+        for _ in 0..2 {
+            let response = get(&router, &format!("r{i}.test"), "/").await;
+            assert_eq!(response.status(), StatusCode::OK, "r{i}.test");
+        }
+    }
+    let failures = metric(router.admin, "switchyard_endpoint_failures_total").await;
+    let ejections = metric(router.admin, "switchyard_ejections_total").await;
+    assert_eq!(
+        (failures, ejections),
+        (1.0, 1.0),
+        "one failed attempt taught all twenty routes"
+    );
+    let listed = routes(&router).await;
+    let standing = listed["r7.test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == shared.addr.to_string())
+        .unwrap()["ejection"]
+        .clone();
+    assert!(
+        ["ejected", "half_open"].contains(&standing["state"].as_str().unwrap()),
+        "{standing}"
+    );
+    assert!(
+        standing["next_probe_in_ms"].as_u64().unwrap() <= 250,
+        "{standing}"
+    );
+
+    // Restarted, it serves on every route within 2 s.
+    shared.restart().await;
+    let restarted = Instant::now();
+    let mut back_on = std::collections::BTreeSet::new();
+    while back_on.len() < 20 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(2),
+            "back on {} of 20 routes after 2 s",
+            back_on.len()
+        );
+        for i in 0..20 {
+            if text(get(&router, &format!("r{i}.test"), "/").await).await == "shared" {
+                back_on.insert(i);
+            }
+        }
+    }
+    eprintln!(
+        "back on all 20 routes {:?} after restart",
+        restarted.elapsed()
+    );
+    assert_eq!(
+        metric(router.admin, "switchyard_readmissions_total").await,
+        1.0
+    );
+}
+
+/// Sends `req` to the router with a client-side limit.
+async fn timed(router: &TestRouter, req: Request<TestBody>) -> (StatusCode, Duration) {
+    let start = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(5), send(router.http, req))
+        .await
+        .expect("answered within 5 s");
+    (response.status(), start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_backend_costs_a_get_one_attempt_timeout_and_a_post_a_504() {
+    let seen: Seen = Arc::default();
+    let (hung, reads) = never_answering(Silence::Hang).await;
+    let live = counting_backend("live", seen.clone(), Duration::ZERO).await;
+    let router = TestRouter::start(&format!(
+        "{BASE}\n[proxy]\nattempt_timeout = \"300ms\"\n\
+         [[route]]\nuri = \"hung.test\"\nbackends = [{}]\n",
+        backends_toml(&[hung, live.addr])
+    ));
+    // GETs: each answered by the live endpoint, the ones that met the hung endpoint first
+    // after one attempt timeout. A pause after those lets the hung endpoint's ejection run out.
+    let mut through_hung = 0;
+    for n in 0..8 {
+        if through_hung > 1 {
+            break;
+        }
+        let before = reads.load(Ordering::SeqCst);
+        let req = Request::get("/")
+            .header("host", "hung.test")
+            .body(full(""))
+            .unwrap();
+        let (status, took) = timed(&router, req).await;
+        assert_eq!(status, StatusCode::OK, "GET {n}");
+        assert!(took < Duration::from_millis(1300), "GET {n}: {took:?}");
+        if reads.load(Ordering::SeqCst) > before {
+            through_hung += 1;
+            assert!(took >= Duration::from_millis(300), "GET {n}: {took:?}");
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+    assert!(through_hung > 0, "no GET met the hung endpoint");
+
+    // POSTs: answered by the live endpoint, or 504 from the hung one; never sent twice.
+    let mut timed_out = 0;
+    for n in 0..8 {
+        if timed_out > 1 {
+            break;
+        }
+        let before = reads.load(Ordering::SeqCst);
+        let req = Request::post("/")
+            .header("host", "hung.test")
+            .header("x-test-id", format!("post-{n}"))
+            .body(full("payload"))
+            .unwrap();
+        let (status, took) = timed(&router, req).await;
+        let hung_read = reads.load(Ordering::SeqCst) - before;
+        let live_read = seen.lock().unwrap().get(&format!("post-{n}")).copied();
+        match status {
+            StatusCode::GATEWAY_TIMEOUT => {
+                timed_out += 1;
+                assert_eq!((hung_read, live_read), (1, None), "POST {n}");
+                assert!(took < Duration::from_millis(1300), "POST {n}: {took:?}");
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+            }
+            StatusCode::OK => assert_eq!((hung_read, live_read), (0, Some(1)), "POST {n}"),
+            other => panic!("POST {n}: {other}"),
+        }
+    }
+    assert!(timed_out > 0, "no POST met the hung endpoint");
+}
+
+/// How an [`h2_backend`] treats the streams it is sent.
+#[derive(Clone, Copy)]
+enum Refuse {
+    /// Serve every stream.
+    Never,
+    /// Reset every stream with REFUSED_STREAM before reading it.
+    Stream,
+}
+
+/// An HTTP/2 backend (h2c, prior knowledge) that answers 200 with the request body after
+/// counting it, or refuses as `refuse` says. Returns its address, the bodies it processed and
+/// the streams it refused.
+async fn h2_backend(
+    refuse: Refuse,
+) -> (
+    std::net::SocketAddr,
+    Arc<std::sync::Mutex<Vec<Bytes>>>,
+    Arc<AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let processed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (bodies, refusals) = (processed.clone(), refused.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (bodies, refusals) = (bodies.clone(), refusals.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    match refuse {
+                        Refuse::Stream => {
+                            refusals.fetch_add(1, Ordering::SeqCst);
+                            respond.send_reset(h2::Reason::REFUSED_STREAM);
+                            continue;
+                        }
+                        Refuse::Never => {}
+                    }
+                    let (bodies, mut body) = (bodies.clone(), req.into_body());
+                    tokio::spawn(async move {
+                        let mut whole = Vec::new();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            whole.extend_from_slice(&chunk);
+                        }
+                        let whole = Bytes::from(whole);
+                        bodies.lock().unwrap().push(whole.clone());
+                        let response = http::Response::new(());
+                        if let Ok(mut send) = respond.send_response(response, false) {
+                            let _ = send.send_data(whole, true);
+                        }
+                    });
+                }
+            });
+        }
+    });
+    (addr, processed, refused)
+}
+
+/// A raw HTTP/2 backend that answers each connection's first request with GOAWAY(last stream
+/// id 0, NO_ERROR): it processed none. Returns its address and the requests it turned away.
+async fn goaway_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counter = refused.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut preface = [0u8; 24];
+                stream.read_exact(&mut preface).await?;
+                stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await?;
+                loop {
+                    let mut head = [0u8; 9];
+                    stream.read_exact(&mut head).await?;
+                    let len = usize::from(head[0]) << 16
+                        | usize::from(head[1]) << 8
+                        | usize::from(head[2]);
+                    let mut payload = vec![0u8; len];
+                    stream.read_exact(&mut payload).await?;
+                    match (head[3], head[4] & 1) {
+                        (4, 0) => stream.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await?,
+                        (1, _) => {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let goaway = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                            stream.write_all(&goaway).await?;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_refused_streams_are_resent_whatever_the_method() {
+    for goaway in [false, true] {
+        let (refuser, refusals) = if goaway {
+            goaway_backend().await
+        } else {
+            let (addr, _, refusals) = h2_backend(Refuse::Stream).await;
+            (addr, refusals)
+        };
+        let (good, processed, _) = h2_backend(Refuse::Never).await;
+        let router = TestRouter::start(&format!(
+            "{BASE}\n[[route]]\nuri = \"h2.test\"\nprotocol = \"http2\"\nbackends = [{}]\n",
+            backends_toml(&[refuser, good])
+        ));
+        // Round-robin from a random start: within a few POSTs one meets the refusing
+        // endpoint first (the pause lets its ejection run out).
+        let mut n = 0;
+        while refusals.load(Ordering::SeqCst) == 0 {
+            assert!(n < 12, "no POST met the refusing endpoint");
+            let body = format!("post {n}");
+            let req = Request::post("/")
+                .header("host", "h2.test")
+                .body(full(body.clone()))
+                .unwrap();
+            let response = send(router.http, req).await;
+            assert_eq!(response.status(), StatusCode::OK, "POST {n}");
+            assert_eq!(text(response).await, body);
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let processed = processed.lock().unwrap().clone();
+        assert_eq!(
+            processed.len(),
+            n,
+            "each POST processed once: {processed:?}"
+        );
+    }
+}
