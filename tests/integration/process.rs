@@ -73,11 +73,24 @@ impl Process {
 
 /// Starts the binary on `config` (its output discarded).
 pub async fn start_binary(config: &str) -> Process {
+    spawn(config, Stdio::null(), &[])
+}
+
+/// Starts the binary on `config` with its log as JSON lines, at the default level, into
+/// the file `log`.
+pub async fn start_binary_logging(config: &str, log: &std::path::Path) -> Process {
+    let file = std::fs::File::create(log).unwrap();
+    spawn(config, Stdio::from(file), &["--log-format", "json"])
+}
+
+fn spawn(config: &str, stderr: Stdio, extra: &[&str]) -> Process {
     let path = write_config(config);
     let child = tokio::process::Command::new(BIN)
         .args(["run", "--config", path.to_str().unwrap()])
+        .args(extra)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -4,6 +4,7 @@
 //! has it resent, whatever the method.
 
 use crate::faulty::*;
+use crate::process::{free_port, start_binary_logging, wait_for_port};
 use crate::support::*;
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -89,6 +90,80 @@ async fn a_backend_behind_twenty_routes_is_learned_dead_once_and_back_everywhere
         metric(router.admin, "switchyard_readmissions_total").await,
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_two_info_lines_however_many_requests_it_failed() {
+    let seen: Seen = Arc::default();
+    let live = counting_backend("live", seen.clone(), Duration::ZERO).await;
+    let dead = counting_backend("dead", seen, Duration::ZERO).await;
+    dead.kill();
+    let (http, admin) = (free_port(), free_port());
+    let log = temp_dir("outage-log").join("stderr.jsonl");
+    let _router = start_binary_logging(
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+             [[route]]\nuri = \"log.test\"\nbackends = [{}]\n",
+            backends_toml(&[live.addr, dead.addr])
+        ),
+        &log,
+    )
+    .await;
+    wait_for_port(http).await;
+    let router = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let get = || {
+        let req = Request::get("/")
+            .header("host", "log.test")
+            .body(full(""))
+            .unwrap();
+        send(router, req)
+    };
+    // 200 requests over 1.5 s: the dead backend is probed several times and stays out.
+    for _ in 0..200 {
+        assert_eq!(get().await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_micros(7500)).await;
+    }
+    dead.restart().await;
+    let restarted = Instant::now();
+    while text(get().await).await != "dead" {
+        assert!(restarted.elapsed() < Duration::from_secs(2), "never back");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let about = |message: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    };
+    let (ejected, readmitted) = (
+        about("endpoint ejected"),
+        about("endpoint re-admitted: it answered"),
+    );
+    assert_eq!((ejected.len(), readmitted.len()), (1, 1), "{lines:#?}");
+    let (ejected, readmitted) = (&ejected[0], &readmitted[0]);
+    assert_eq!(ejected["level"], "INFO");
+    assert_eq!(ejected["fields"]["endpoint"], dead.addr.to_string());
+    assert!(
+        ejected["fields"]["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("dial"),
+        "{ejected}"
+    );
+    assert_eq!(readmitted["fields"]["endpoint"], dead.addr.to_string());
+    let out_ms = readmitted["fields"]["out_ms"].as_u64().unwrap();
+    assert!(out_ms >= 1500, "out for {out_ms} ms");
+    let probes = metric(
+        std::net::SocketAddr::from(([127, 0, 0, 1], admin)),
+        "switchyard_ejection_probes_total",
+    )
+    .await;
+    assert!(probes >= 2.0, "{probes} probes");
 }
 
 /// Sends `req` to the router with a client-side limit.
