@@ -114,9 +114,10 @@ impl PassiveHealth {
         self.ejected_until_ms.store(until, Ordering::Release);
     }
 
-    /// Records an answered attempt at `now_ms`: re-admits the endpoint if it was out, and then
-    /// returns how long the outage lasted. One relaxed load when it was admitted.
-    pub fn succeeded(&self, now_ms: u64) -> Option<Duration> {
+    /// Records an answered attempt: re-admits the endpoint if it was out, and then returns how
+    /// long the outage lasted (until `now_ms`). One relaxed load, and no clock read, when it was
+    /// admitted.
+    pub fn succeeded(&self, now_ms: impl FnOnce() -> u64) -> Option<Duration> {
         if self.ejected_until_ms.load(Ordering::Relaxed) == 0 {
             return None;
         }
@@ -126,7 +127,7 @@ impl PassiveHealth {
         self.period.store(0, Ordering::Relaxed);
         self.probing.store(false, Ordering::Release);
         let since = self.outage_since_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(now_ms.saturating_sub(since)))
+        Some(Duration::from_millis(now_ms().saturating_sub(since)))
     }
 
     /// True when requests should go elsewhere: ejected, or half-open with its probe out. Reads
@@ -258,7 +259,10 @@ mod tests {
             Some(Duration::from_millis(12_100))
         );
         assert_eq!(health.standing(12_100), Standing::Admitted);
-        assert_eq!(health.succeeded(12_200), None);
+        assert_eq!(
+            health.succeeded(|| panic!("no clock read while admitted")),
+            None
+        );
         assert_eq!(health.period(), 0);
         // The next outage starts again at the base.
         assert_eq!(health.failed(&POLICY, 20_000, false), ejected(1, 1));

@@ -29,7 +29,7 @@ impl HealthReport<'_> {
         if probe.is_some() {
             self.metrics.probe_result(true);
         }
-        if let Some(out_for) = endpoint.health.passive.succeeded(now_ms()) {
+        if let Some(out_for) = endpoint.health.passive.succeeded(now_ms) {
             self.metrics.readmitted();
             tracing::info!(
                 endpoint = %endpoint.spec.address,
