@@ -166,7 +166,6 @@ fn power_of_two(endpoints: &[Arc<Endpoint>], ok: &impl Fn(usize) -> bool) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UpstreamProtocol;
     use crate::health::EjectionPolicy;
     use crate::routing::{EndpointSpec, RouteOptions, RouteUri};
 
@@ -174,16 +173,7 @@ mod tests {
         let endpoints = ports
             .iter()
             .map(|&port| {
-                let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                let spec = EndpointSpec {
-                    address,
-                    tls_name: None,
-                    protocol: UpstreamProtocol::Http1,
-                    app_id: String::new(),
-                    instance_id: address.to_string(),
-                    instance_index: String::new(),
-                    tags: Default::default(),
-                };
+                let spec = EndpointSpec::loopback(port);
                 Arc::new(Endpoint::new(spec, None, Default::default()))
             })
             .collect();

@@ -255,7 +255,7 @@ mod tests {
         assert!(health.claim_probe(12_020));
         // The probe answers: admitted, the outage lasted since the first failure.
         assert_eq!(
-            health.succeeded(12_100),
+            health.succeeded(|| 12_100),
             Some(Duration::from_millis(12_100))
         );
         assert_eq!(health.standing(12_100), Standing::Admitted);

@@ -425,21 +425,11 @@ impl Registry for RouteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UpstreamProtocol;
-    use std::collections::BTreeMap;
+
     use std::time::Duration;
 
     fn spec(port: u16) -> EndpointSpec {
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        EndpointSpec {
-            address,
-            tls_name: None,
-            protocol: UpstreamProtocol::Http1,
-            app_id: String::new(),
-            instance_id: address.to_string(),
-            instance_index: String::new(),
-            tags: BTreeMap::new(),
-        }
+        EndpointSpec::loopback(port)
     }
 
     fn registration(uri: &str, port: u16, ttl: Option<Duration>) -> Change {

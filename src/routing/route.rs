@@ -87,6 +87,21 @@ impl EndpointSpec {
 }
 
 impl EndpointSpec {
+    /// A plain HTTP/1.1 endpoint on `127.0.0.1:port` with no instance data (unit tests).
+    #[cfg(test)]
+    pub(crate) fn loopback(port: u16) -> EndpointSpec {
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        EndpointSpec {
+            address,
+            tls_name: None,
+            protocol: UpstreamProtocol::Http1,
+            app_id: String::new(),
+            instance_id: address.to_string(),
+            instance_index: String::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
     /// The backend this endpoint is (what its health is kept by).
     pub fn backend_key(&self) -> BackendKey {
         BackendKey {
