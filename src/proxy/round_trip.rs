@@ -68,7 +68,13 @@ impl RoundTrip<'_> {
         let max_attempts = settings
             .max_attempts
             .clamp(1, route.pool.endpoints.len().max(1));
-        let attempt_timeout = route.options.attempt_timeout.or(settings.attempt_timeout);
+        // Only requests whose body is in memory are timed per attempt: a backend may answer a
+        // streamed upload (a gRPC client stream) only once it has read all of it.
+        let attempt_timeout = route
+            .options
+            .attempt_timeout
+            .or(settings.attempt_timeout)
+            .filter(|_| matches!(req.body(), ProxyBody::Empty | ProxyBody::Full(_)));
         let idempotent = retry::idempotent(req.method(), req.headers());
         // A copy to resend is made only when needed: the hand-written HTTP/1.1 client leaves a
         // failed request whole, so only hyper's paths (HTTP/2, upgrades, which take the request)

@@ -237,6 +237,37 @@ async fn a_hung_backend_costs_a_get_one_attempt_timeout_and_a_post_a_504() {
     assert!(timed_out > 0, "no POST met the hung endpoint");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_upload_is_not_cut_by_the_attempt_timeout() {
+    let seen: Seen = Arc::default();
+    let backend = counting_backend("read it all", seen.clone(), Duration::ZERO).await;
+    let router = TestRouter::start(&format!(
+        "{BASE}\n[proxy]\nattempt_timeout = \"200ms\"\n\
+         [[route]]\nuri = \"upload.test\"\nbackends = [{}]\n",
+        backends_toml(&[backend.addr])
+    ));
+    // Chunked, over 1 s: the backend answers once it has read the last chunk.
+    let (tx, body) = channel_body();
+    tokio::spawn(async move {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let chunk = hyper::body::Frame::data(Bytes::from_static(b"chunk"));
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let req = Request::put("/")
+        .header("host", "upload.test")
+        .header("x-test-id", "upload")
+        .body(body)
+        .unwrap();
+    let (status, took) = timed(&router, req).await;
+    assert_eq!(status, StatusCode::OK, "after {took:?}");
+    assert!(took >= Duration::from_secs(1));
+    assert_eq!(seen.lock().unwrap().get("upload"), Some(&1));
+}
+
 /// How an [`h2_backend`] treats the streams it is sent.
 #[derive(Clone, Copy)]
 enum Refuse {
