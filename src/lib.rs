@@ -7,7 +7,7 @@
 //! [`upstream`] (pooled backend connections, the hand-written HTTP/1.1 client) -> [`body`]
 //! (streaming). [`http1`] holds the wire helpers both hand-written HTTP/1.1 sides share,
 //! [`http2`] the HTTP/2 server's (frames, HPACK);
-//! [`memory`] the allocator glue. The route model lives in [`routing`]; the [`registry`] feeds it
+//! [`memory`] the allocator glue, [`target`] what names a backend. The route model lives in [`routing`]; the [`registry`] feeds it
 //! (config file, admin API, expiry); [`health`] tracks endpoints; [`config`] reads the TOML
 //! file; [`router`] ties it together.
 //!
@@ -33,6 +33,7 @@ pub mod registry;
 pub mod router;
 pub mod routing;
 pub mod server;
+pub mod target;
 pub mod tls;
 pub mod upstream;
 

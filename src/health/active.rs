@@ -103,8 +103,10 @@ async fn probe(route: &Route, check: &HealthCheck, endpoint: &Endpoint, upstream
         USER_AGENT,
         HeaderValue::from_static("switchyard-health-check"),
     );
-    crate::proxy::for_endpoint(&mut req, endpoint);
-    let ok = match tokio::time::timeout(check.timeout.0, upstream.send(endpoint, &mut req)).await {
+    endpoint.target.shape(&mut req);
+    let ok = match tokio::time::timeout(check.timeout.0, upstream.send(&endpoint.target, &mut req))
+        .await
+    {
         Ok(Ok((response, _))) => {
             response.status().is_success() || response.status().is_redirection()
         }

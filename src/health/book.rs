@@ -2,27 +2,15 @@
 //! shares what is known about it.
 
 use super::EndpointHealth;
-use crate::config::UpstreamProtocol;
+use crate::target::Target;
 use rustc_hash::FxHashMap as HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-
-/// What makes two endpoints the same backend: where the router connects and how.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BackendKey {
-    /// Address connected to.
-    pub address: SocketAddr,
-    /// Protocol spoken.
-    pub protocol: UpstreamProtocol,
-    /// TLS server name, when TLS is used.
-    pub tls_name: Option<Arc<str>>,
-}
 
 /// Health records by backend. Records are held by the endpoints that use them; the book only
 /// finds them again, so a backend no route uses any more is forgotten.
 #[derive(Debug, Default)]
 pub struct HealthBook {
-    records: HashMap<BackendKey, Weak<EndpointHealth>>,
+    records: HashMap<Target, Weak<EndpointHealth>>,
     /// Size at which dead entries are swept next.
     sweep_at: usize,
 }
@@ -31,9 +19,9 @@ pub struct HealthBook {
 const MIN_SWEEP: usize = 1024;
 
 impl HealthBook {
-    /// The record of `key`: the one its other endpoints share, or a new one.
-    pub fn record(&mut self, key: BackendKey) -> Arc<EndpointHealth> {
-        if let Some(health) = self.records.get(&key).and_then(Weak::upgrade) {
+    /// The record of `target`: the one its other endpoints share, or a new one.
+    pub fn record(&mut self, target: &Target) -> Arc<EndpointHealth> {
+        if let Some(health) = self.records.get(target).and_then(Weak::upgrade) {
             return health;
         }
         if self.records.len() >= self.sweep_at.max(MIN_SWEEP) {
@@ -41,7 +29,7 @@ impl HealthBook {
             self.sweep_at = self.records.len() * 2;
         }
         let health = Arc::new(EndpointHealth::default());
-        self.records.insert(key, Arc::downgrade(&health));
+        self.records.insert(target.clone(), Arc::downgrade(&health));
         health
     }
 }
@@ -49,9 +37,11 @@ impl HealthBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UpstreamProtocol;
+    use std::net::SocketAddr;
 
-    fn key(port: u16, protocol: UpstreamProtocol, tls: Option<&str>) -> BackendKey {
-        BackendKey {
+    fn key(port: u16, protocol: UpstreamProtocol, tls: Option<&str>) -> Target {
+        Target {
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             protocol,
             tls_name: tls.map(Arc::from),
@@ -61,18 +51,18 @@ mod tests {
     #[test]
     fn one_record_per_backend_while_used() {
         let mut book = HealthBook::default();
-        let a = book.record(key(1, UpstreamProtocol::Http1, None));
-        let again = book.record(key(1, UpstreamProtocol::Http1, None));
+        let a = book.record(&key(1, UpstreamProtocol::Http1, None));
+        let again = book.record(&key(1, UpstreamProtocol::Http1, None));
         assert!(Arc::ptr_eq(&a, &again));
         for other in [
             key(2, UpstreamProtocol::Http1, None),
             key(1, UpstreamProtocol::Http2, None),
             key(1, UpstreamProtocol::Http1, Some("a.test")),
         ] {
-            assert!(!Arc::ptr_eq(&a, &book.record(other)));
+            assert!(!Arc::ptr_eq(&a, &book.record(&other)));
         }
         drop((a, again));
-        let fresh = book.record(key(1, UpstreamProtocol::Http1, None));
+        let fresh = book.record(&key(1, UpstreamProtocol::Http1, None));
         assert_eq!(fresh.passive.ejections(), 0);
     }
 
@@ -80,7 +70,7 @@ mod tests {
     fn dead_records_are_swept() {
         let mut book = HealthBook::default();
         for port in 0..10_000 {
-            drop(book.record(key(port, UpstreamProtocol::Http1, None)));
+            drop(book.record(&key(port, UpstreamProtocol::Http1, None)));
         }
         assert!(book.records.len() <= MIN_SWEEP, "{}", book.records.len());
     }

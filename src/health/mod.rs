@@ -1,6 +1,6 @@
 //! Endpoint health: passive ejection after failures (`passive`), response latency for the P2C
 //! balancer (`latency`), and optional active checks per route (`active`). The state of one
-//! backend (address, protocol, TLS name) is one [`EndpointHealth`], shared through the
+//! backend (its [`Target`](crate::target::Target)) is one [`EndpointHealth`], shared through the
 //! [`HealthBook`] by every route that uses the backend and kept across route-table snapshots:
 //! a backend learned dead on one route is skipped on all of them.
 
@@ -10,7 +10,7 @@ mod latency;
 mod passive;
 
 pub use active::{ProbeState, spawn_checker};
-pub use book::{BackendKey, HealthBook};
+pub use book::HealthBook;
 pub use latency::PeakEwma;
 pub use passive::{EjectionPolicy, Failure, PassiveHealth, Standing};
 

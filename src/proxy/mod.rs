@@ -1,6 +1,6 @@
 //! The request path, one module per stage:
 //! request id (`request_id`) -> request rules (`request_check`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
-//! (`forwarded`) -> route lookup (`lookup`) -> upstream target (`target`) -> endpoint selection
+//! (`forwarded`) -> route lookup (`lookup`) -> origin-form target (`origin_form`) -> endpoint selection
 //! and attempts (`round_trip`, each within the request's `deadline`) -> response handling
 //! (`response`, `upgrade`); errors map to responses in `error`.
 
@@ -13,12 +13,12 @@ mod forwarded;
 mod hop_by_hop;
 mod lookup;
 pub mod names;
+mod origin_form;
 mod request_check;
 mod request_id;
 mod response;
 mod retry;
 mod round_trip;
-mod target;
 mod upgrade;
 
 pub use client::ClientConn;
@@ -27,7 +27,6 @@ pub use lookup::{HostAndPath, RouteExtractor, RouteQuery};
 use names::X_VCAP_REQUEST_ID;
 pub use retry::RetryBudget;
 pub use round_trip::RetrySettings;
-pub(crate) use target::for_endpoint;
 
 use crate::body::ProxyBody;
 use crate::health::EjectionPolicy;
@@ -152,7 +151,7 @@ impl Proxy {
             authority.as_deref(),
             request_id,
         );
-        target::to_origin_form(&mut parts, &route, authority.as_deref());
+        origin_form::to_origin_form(&mut parts, &route, authority.as_deref());
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let limit = route
             .options

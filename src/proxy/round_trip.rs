@@ -6,7 +6,7 @@
 use super::deadline::Deadline;
 use super::endpoint_health::HealthReport;
 use super::retry::{self, Decision, Outcome, Replay, RetryBudget};
-use super::{ProxyError, forwarded, target};
+use super::{ProxyError, forwarded};
 use crate::balance::{self, Attempts, PickError};
 use crate::body::ProxyBody;
 use crate::config::BalancerKind;
@@ -108,8 +108,8 @@ impl RoundTrip<'_> {
             attempts.record(picked.index);
             let (endpoint, probe) = (picked.endpoint, picked.probe);
             forwarded::add_instance(req.headers_mut(), &endpoint, attempt == 0);
-            target::for_endpoint(req, &endpoint);
-            let keeps_request = Upstream::keeps_request(&endpoint, req);
+            endpoint.target.shape(req);
+            let keeps_request = Upstream::keeps_request(&endpoint.target, req);
             if max_attempts > 1 && replay.is_none() && (copy_always || !keeps_request) {
                 replay = Replay::of(req);
             }
@@ -123,7 +123,7 @@ impl RoundTrip<'_> {
             };
             // Pinned where it is made (not moved into a `Timeout`): the send future is large.
             let result = {
-                let sending = std::pin::pin!(self.upstream.send(&endpoint, req));
+                let sending = std::pin::pin!(self.upstream.send(&endpoint.target, req));
                 within(attempt_deadline, sending).await
             };
             let attempts_left = attempt + 1 < max_attempts;

@@ -186,7 +186,7 @@ impl State {
                 } else {
                     applied.added += 1;
                 }
-                let health = self.health.record(spec.backend_key());
+                let health = self.health.record(&spec.target());
                 let endpoint = Arc::new(Endpoint::new(spec, ttl.map(Lease::new), health));
                 self.entry(&uri).registered.insert(address, endpoint);
                 changed = true;
@@ -278,7 +278,7 @@ impl State {
         if let Some(endpoint) = old.iter().find(|endpoint| endpoint.spec == *spec) {
             return endpoint.clone();
         }
-        let health = self.health.record(spec.backend_key());
+        let health = self.health.record(&spec.target());
         Arc::new(Endpoint::new(spec.clone(), None, health))
     }
 

@@ -3,7 +3,8 @@
 use super::{Lease, RouteUri};
 use crate::balance::{HashKey, Maglev};
 use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
-use crate::health::{BackendKey, EndpointHealth};
+use crate::health::EndpointHealth;
+use crate::target::Target;
 use http::HeaderValue;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -102,9 +103,9 @@ impl EndpointSpec {
         }
     }
 
-    /// The backend this endpoint is (what its health is kept by).
-    pub fn backend_key(&self) -> BackendKey {
-        BackendKey {
+    /// Where and how the router reaches this endpoint.
+    pub fn target(&self) -> Target {
+        Target {
             address: self.address,
             protocol: self.protocol,
             tls_name: self.tls_name.clone(),
@@ -126,6 +127,8 @@ pub fn or_address(id: &str, address: SocketAddr) -> String {
 pub struct Endpoint {
     /// What the endpoint is.
     pub spec: EndpointSpec,
+    /// Where requests to it go (from `spec`).
+    pub target: Target,
     /// `Some` for endpoints registered by message (they expire); `None` for config entries.
     pub lease: Option<Lease>,
     /// Live counters.
@@ -142,6 +145,7 @@ impl Endpoint {
     pub fn new(spec: EndpointSpec, lease: Option<Lease>, health: Arc<EndpointHealth>) -> Endpoint {
         Endpoint {
             headers: InstanceHeaders::new(&spec.instance_id, &spec.app_id, &spec.instance_index),
+            target: spec.target(),
             spec,
             lease,
             stats: EndpointStats::default(),

@@ -8,7 +8,7 @@ use super::pool::Sender;
 use crate::body::ProxyBody;
 use crate::config::UpstreamProtocol;
 use crate::metrics::Metrics;
-use crate::routing::Endpoint;
+use crate::target::Target;
 use crate::tls::BackendTls;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,9 +36,9 @@ impl Connector {
     }
 
     /// Connects (TCP, TLS, HTTP handshake) within the connect timeout.
-    pub(super) async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, UpstreamError> {
+    pub(super) async fn connect(&self, target: &Target) -> Result<Sender, UpstreamError> {
         tokio::time::timeout(self.timeout, async {
-            handshake(self.open_inner(endpoint).await?, endpoint.spec.protocol).await
+            handshake(self.open_inner(target).await?, target.protocol).await
         })
         .await
         .unwrap_or(Err(UpstreamError::ConnectTimeout(self.timeout)))
@@ -46,22 +46,22 @@ impl Connector {
 
     /// Opens the byte stream (TCP, and TLS when the endpoint has a TLS name) within the
     /// connect timeout.
-    pub(super) async fn open(&self, endpoint: &Endpoint) -> Result<Io, UpstreamError> {
-        tokio::time::timeout(self.timeout, self.open_inner(endpoint))
+    pub(super) async fn open(&self, target: &Target) -> Result<Io, UpstreamError> {
+        tokio::time::timeout(self.timeout, self.open_inner(target))
             .await
             .unwrap_or(Err(UpstreamError::ConnectTimeout(self.timeout)))
     }
 
-    async fn open_inner(&self, endpoint: &Endpoint) -> Result<Io, UpstreamError> {
-        let tcp = TcpStream::connect(endpoint.spec.address)
+    async fn open_inner(&self, target: &Target) -> Result<Io, UpstreamError> {
+        let tcp = TcpStream::connect(target.address)
             .await
             .map_err(UpstreamError::Connect)?;
         let _ = tcp.set_nodelay(true);
         self.metrics.upstream_connection_opened();
-        let Some(name) = &endpoint.spec.tls_name else {
+        let Some(name) = &target.tls_name else {
             return Ok(Io::Tcp(tcp));
         };
-        let config = match endpoint.spec.protocol {
+        let config = match target.protocol {
             UpstreamProtocol::Http1 => self.tls.http1.clone(),
             UpstreamProtocol::Http2 => self.tls.http2.clone(),
         };

@@ -10,13 +10,12 @@ mod lease;
 mod pool;
 
 pub use lease::{EndpointInFlight, ResponseLease};
-pub(crate) use pool::PoolKey;
 pub use pool::Pooled;
 
 use crate::body::{BodyError, ProxyBody};
 use crate::config::UpstreamProtocol;
 use crate::metrics::Metrics;
-use crate::routing::Endpoint;
+use crate::target::Target;
 use crate::tls::BackendTls;
 use bytes::Bytes;
 use connect::Connector;
@@ -155,20 +154,20 @@ impl Upstream {
     /// hyper's paths take it out (and put it back when hyper hands it back unsent).
     pub async fn send(
         &self,
-        endpoint: &Endpoint,
+        target: &Target,
         req: &mut Request<ProxyBody>,
     ) -> Result<Answer, SendError> {
-        let key = PoolKey::of(endpoint);
-        match endpoint.spec.protocol {
-            UpstreamProtocol::Http1 if Self::keeps_request(endpoint, req) => {
-                self.send_raw(endpoint, key, req).await
+        let key = target.clone();
+        match target.protocol {
+            UpstreamProtocol::Http1 if Self::keeps_request(target, req) => {
+                self.send_raw(target, key, req).await
             }
             UpstreamProtocol::Http1 => {
-                let sent = self.send_http1(endpoint, key, req).await?;
+                let sent = self.send_http1(target, key, req).await?;
                 Ok((sent.0.map(ResponseBody::Hyper), sent.1))
             }
             UpstreamProtocol::Http2 => {
-                let sent = self.send_http2(endpoint, key, req).await?;
+                let sent = self.send_http2(target, key, req).await?;
                 Ok((sent.0.map(ResponseBody::Hyper), sent.1))
             }
         }
@@ -176,8 +175,8 @@ impl Upstream {
 
     /// True when `req` to `endpoint` goes through the hand-written HTTP/1.1 client, which
     /// leaves the request whole on failure (so no copy is needed to resend it).
-    pub fn keeps_request(endpoint: &Endpoint, req: &Request<ProxyBody>) -> bool {
-        endpoint.spec.protocol == UpstreamProtocol::Http1
+    pub fn keeps_request(target: &Target, req: &Request<ProxyBody>) -> bool {
+        target.protocol == UpstreamProtocol::Http1
             && matches!(req.body(), ProxyBody::Empty | ProxyBody::Full(_))
             && !req.headers().contains_key(http::header::UPGRADE)
     }
@@ -187,8 +186,8 @@ impl Upstream {
     /// dropped for the next one.
     async fn send_raw(
         &self,
-        endpoint: &Endpoint,
-        key: PoolKey,
+        target: &Target,
+        key: Target,
         req: &Request<ProxyBody>,
     ) -> Result<Answer, SendError> {
         let bytes = match req.body() {
@@ -198,7 +197,7 @@ impl Upstream {
         loop {
             let (conn, reused) = match pool::take_raw(&key, self.settings.idle_timeout) {
                 Some(conn) => (conn, true),
-                None => match Box::pin(self.connector.open(endpoint)).await {
+                None => match Box::pin(self.connector.open(target)).await {
                     Ok(io) => (Box::new(h1::Conn::new(io)), false),
                     Err(error) => return Err(unsent(error)),
                 },
@@ -219,8 +218,8 @@ impl Upstream {
 
     async fn send_http1(
         &self,
-        endpoint: &Endpoint,
-        key: PoolKey,
+        target: &Target,
+        key: Target,
         slot: &mut Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
         let mut req = std::mem::take(slot);
@@ -237,7 +236,7 @@ impl Upstream {
         }
         // Boxed: the connect future (TCP + TLS handshake) is large, and inlining it would make
         // every send future that size, costing a memcpy on each move (measured).
-        let mut sender = match Box::pin(self.connector.connect(endpoint)).await {
+        let mut sender = match Box::pin(self.connector.connect(target)).await {
             Ok(Sender::Http1(sender)) => sender,
             Ok(Sender::Http2(_)) => unreachable!("an http1 endpoint yields http1 connections"),
             Err(error) => {
@@ -256,13 +255,13 @@ impl Upstream {
 
     async fn send_http2(
         &self,
-        endpoint: &Endpoint,
-        key: PoolKey,
+        target: &Target,
+        key: Target,
         slot: &mut Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
         let mut sender = match pool::shared_http2(&key) {
             Some(sender) => sender,
-            None => match Box::pin(self.connector.connect(endpoint)).await {
+            None => match Box::pin(self.connector.connect(target)).await {
                 Ok(Sender::Http2(sender)) => {
                     pool::share_http2(key, sender.clone());
                     sender

@@ -3,33 +3,11 @@
 
 use super::h1::Conn;
 use crate::body::ProxyBody;
-use crate::config::UpstreamProtocol;
-use crate::routing::Endpoint;
+use crate::target::Target;
 use hyper::client::conn::{http1, http2};
 use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Which connections can serve an endpoint: same address, same protocol, and the same TLS
-/// name verified (a connection checked for one name never serves a route expecting another).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PoolKey {
-    address: SocketAddr,
-    protocol: UpstreamProtocol,
-    tls_name: Option<Arc<str>>,
-}
-
-impl PoolKey {
-    pub(crate) fn of(endpoint: &Endpoint) -> PoolKey {
-        PoolKey {
-            address: endpoint.spec.address,
-            protocol: endpoint.spec.protocol,
-            tls_name: endpoint.spec.tls_name.clone(),
-        }
-    }
-}
 
 /// A freshly opened connection.
 pub(super) enum Sender {
@@ -40,12 +18,12 @@ pub(super) enum Sender {
 /// An HTTP/1.1 connection in use, to be given back when its response ends.
 #[derive(Debug)]
 pub struct Pooled {
-    key: PoolKey,
+    key: Target,
     sender: http1::SendRequest<ProxyBody>,
 }
 
 impl Pooled {
-    pub(super) fn new(key: PoolKey, sender: http1::SendRequest<ProxyBody>) -> Pooled {
+    pub(super) fn new(key: Target, sender: http1::SendRequest<ProxyBody>) -> Pooled {
         Pooled { key, sender }
     }
 
@@ -79,9 +57,9 @@ struct IdleRaw {
 
 #[derive(Default)]
 struct LocalPool {
-    http1: HashMap<PoolKey, Vec<Idle>>,
-    raw: HashMap<PoolKey, Vec<IdleRaw>>,
-    http2: HashMap<PoolKey, http2::SendRequest<ProxyBody>>,
+    http1: HashMap<Target, Vec<Idle>>,
+    raw: HashMap<Target, Vec<IdleRaw>>,
+    http2: HashMap<Target, http2::SendRequest<ProxyBody>>,
 }
 
 thread_local! {
@@ -90,7 +68,7 @@ thread_local! {
 
 /// The most recently used live idle connection to `key`, ready for a request.
 pub(super) async fn take_http1(
-    key: &PoolKey,
+    key: &Target,
     idle_timeout: Duration,
 ) -> Option<http1::SendRequest<ProxyBody>> {
     loop {
@@ -106,7 +84,7 @@ pub(super) async fn take_http1(
 }
 
 /// The most recently used idle hand-driven connection to `key` that is still open.
-pub(super) fn take_raw(key: &PoolKey, idle_timeout: Duration) -> Option<Box<Conn>> {
+pub(super) fn take_raw(key: &Target, idle_timeout: Duration) -> Option<Box<Conn>> {
     loop {
         let mut idle = POOL.with_borrow_mut(|pool| pool.raw.get_mut(key)?.pop())?;
         if idle.since.elapsed() <= idle_timeout && !idle.conn.is_stale() {
@@ -116,7 +94,7 @@ pub(super) fn take_raw(key: &PoolKey, idle_timeout: Duration) -> Option<Box<Conn
 }
 
 /// Gives a hand-driven connection back to this thread's pool (up to `max_idle` per endpoint).
-pub(super) fn release_raw(key: PoolKey, conn: Box<Conn>, max_idle: usize) {
+pub(super) fn release_raw(key: Target, conn: Box<Conn>, max_idle: usize) {
     POOL.with_borrow_mut(|pool| {
         let idle = pool.raw.entry(key).or_default();
         if idle.len() < max_idle {
@@ -129,7 +107,7 @@ pub(super) fn release_raw(key: PoolKey, conn: Box<Conn>, max_idle: usize) {
 }
 
 /// This thread's live HTTP/2 connection to `key`, if any.
-pub(super) fn shared_http2(key: &PoolKey) -> Option<http2::SendRequest<ProxyBody>> {
+pub(super) fn shared_http2(key: &Target) -> Option<http2::SendRequest<ProxyBody>> {
     POOL.with_borrow_mut(|pool| {
         let sender = pool.http2.get(key)?;
         if sender.is_closed() {
@@ -141,7 +119,7 @@ pub(super) fn shared_http2(key: &PoolKey) -> Option<http2::SendRequest<ProxyBody
 }
 
 /// Makes `sender` this thread's HTTP/2 connection to `key`.
-pub(super) fn share_http2(key: PoolKey, sender: http2::SendRequest<ProxyBody>) {
+pub(super) fn share_http2(key: Target, sender: http2::SendRequest<ProxyBody>) {
     POOL.with_borrow_mut(|pool| pool.http2.insert(key, sender));
 }
 

@@ -4,7 +4,8 @@
 
 use super::{Conn, H1Error, head::Framing, poll_fill};
 use crate::http1::fields::Spans;
-use crate::upstream::pool::{self, PoolKey};
+use crate::target::Target;
+use crate::upstream::pool;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -37,7 +38,7 @@ enum State {
 pub struct RawBody {
     conn: Option<Box<Conn>>,
     state: State,
-    key: PoolKey,
+    key: Target,
     max_idle: usize,
     keep_alive: bool,
     /// An error held back for one poll (see [`RawBody::fail`]).
@@ -49,7 +50,7 @@ impl RawBody {
         conn: Box<Conn>,
         framing: Framing,
         keep_alive: bool,
-        key: PoolKey,
+        key: Target,
         max_idle: usize,
     ) -> RawBody {
         let state = match framing {

@@ -113,7 +113,7 @@ pub async fn send<B>(
     mut conn: Box<Conn>,
     req: &Request<B>,
     body: Option<&Bytes>,
-    key: super::PoolKey,
+    key: super::Target,
     max_idle: usize,
 ) -> Result<Response<RawBody>, Failure> {
     let sent = |error: H1Error| Failure {
@@ -173,7 +173,6 @@ pub async fn send<B>(
 mod tests {
     use super::*;
     use crate::config::UpstreamProtocol;
-    use crate::routing::{Endpoint, EndpointSpec};
     use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -198,16 +197,7 @@ mod tests {
         let addr = trickling_backend(reply).await;
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let conn = Box::new(Conn::new(Io::Tcp(tcp)));
-        let spec = EndpointSpec {
-            address: addr,
-            tls_name: None,
-            protocol: UpstreamProtocol::Http1,
-            app_id: String::new(),
-            instance_id: addr.to_string(),
-            instance_index: String::new(),
-            tags: Default::default(),
-        };
-        let key = super::super::PoolKey::of(&Endpoint::new(spec, None, Default::default()));
+        let key = crate::target::Target::plain(addr, UpstreamProtocol::Http1);
         let req = http::Request::get("/")
             .header("host", "t")
             .body(())
