@@ -339,6 +339,7 @@ fn proxy_settings(config: &Config) -> ProxySettings {
             max: config.health.eject_max.0,
             remove_registered_after: config.health.remove_registered_after,
         },
+        sticky_cookies: config.sticky_sessions.cookie_names.clone(),
         request_timeout: config.proxy.request_timeout.0,
         retry_buffer: config.proxy.retry_buffer,
         max_request_body: config.proxy.max_request_body,

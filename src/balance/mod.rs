@@ -25,6 +25,20 @@ pub enum PickError {
     AllBusy,
 }
 
+/// An endpoint the request asks for, by its index in the route's pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Affinity {
+    /// Any endpoint the balancer chooses.
+    #[default]
+    None,
+    /// A sticky session's instance: taken for the first attempt unless it is at its
+    /// connection limit (ejected or not, as gorouter: the session lives there); later attempts
+    /// and a busy instance go to the balancer.
+    Prefer(usize),
+    /// Instance-targeted routing: this endpoint and no other.
+    Only(usize),
+}
+
 /// The endpoints a request already tried.
 #[derive(Debug, Default)]
 pub struct Attempts {
@@ -39,6 +53,10 @@ impl Attempts {
 
     fn tried(&self, index: usize) -> bool {
         self.tried.contains(&index)
+    }
+
+    fn none(&self) -> bool {
+        self.tried.is_empty()
     }
 }
 
@@ -67,20 +85,41 @@ impl Drop for ProbeClaim {
 }
 
 /// Picks an endpoint of `route` for the next attempt. `max_conns` = 0 means no limit; `hash`
-/// is the request's hash key value (hash balancer; `None` falls back to round-robin).
+/// is the request's hash key value (hash balancer; `None` falls back to round-robin);
+/// `affinity` the instance the request asks for.
 pub fn pick(
     route: &Route,
     attempts: &Attempts,
     max_conns: usize,
     hash: Option<u64>,
+    affinity: Affinity,
 ) -> Result<Picked, PickError> {
     let endpoints = &route.pool.endpoints;
     let n = endpoints.len();
     if n == 0 {
         return Err(PickError::Exhausted);
     }
-    let candidate =
-        |i: usize| !attempts.tried(i) && (max_conns == 0 || endpoints[i].in_flight() < max_conns);
+    let below_limit = |i: usize| max_conns == 0 || endpoints[i].in_flight() < max_conns;
+    let candidate = |i: usize| !attempts.tried(i) && below_limit(i);
+    let chosen = |index: usize| Picked {
+        index,
+        endpoint: endpoints[index].clone(),
+        failed_open: false,
+        probe: None,
+    };
+    match affinity {
+        Affinity::Only(index) if index < n => {
+            return match (attempts.tried(index), below_limit(index)) {
+                (true, _) => Err(PickError::Exhausted),
+                (false, false) => Err(PickError::AllBusy),
+                (false, true) => Ok(chosen(index)),
+            };
+        }
+        Affinity::Prefer(index) if index < n && attempts.none() && below_limit(index) => {
+            return Ok(chosen(index));
+        }
+        _ => {}
+    }
     let healthy = |i: usize| candidate(i) && !endpoints[i].health.unavailable();
     let picked = |index: usize, failed_open: bool, probe: Option<ProbeClaim>| Picked {
         index,
@@ -197,7 +236,7 @@ mod tests {
         };
         passive.failed(&policy, now_ms(), false);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        let pick = || pick(&route, &Attempts::default(), 0, None).unwrap();
+        let pick = || pick(&route, &Attempts::default(), 0, None, Affinity::None).unwrap();
         // Round-robin reaches the half-open endpoint within two picks; that pick is its probe.
         let probe = (0..2)
             .map(|_| pick())
@@ -220,7 +259,7 @@ mod tests {
             .map(|_| pick())
             .find(|picked| picked.index == 0)
             .unwrap();
-        let open = super::pick(&route, &tried, 0, None).unwrap();
+        let open = super::pick(&route, &tried, 0, None, Affinity::None).unwrap();
         assert_eq!((open.index, open.failed_open), (0, true));
         assert!(open.probe.is_none());
         drop(claim);

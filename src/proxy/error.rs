@@ -39,6 +39,18 @@ pub enum ProxyError {
     /// A transfer coding other than `chunked`.
     #[error("Transfer codings other than chunked are not supported.")]
     UnsupportedTransferCoding,
+    /// `X-CF-App-Instance` is not `<lower-case uuid>:<index>`.
+    #[error("Invalid X-CF-App-Instance header.")]
+    InvalidAppInstanceHeader,
+    /// `X-CF-Process-Instance` is not `<lower-case uuid>[:<index>]`.
+    #[error("Invalid X-CF-Process-Instance header.")]
+    InvalidProcessInstanceHeader,
+    /// The instance a request asks for is not an endpoint of its route.
+    #[error("{0}")]
+    UnknownInstance(String),
+    /// The route has a route service bound, and this router does not forward to route services.
+    #[error("Support for route services is disabled.")]
+    RouteServiceUnsupported,
 }
 
 impl ProxyError {
@@ -57,9 +69,12 @@ impl ProxyError {
     /// HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::EmptyHost | ProxyError::ClientBody(_) | ProxyError::BadRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ProxyError::EmptyHost
+            | ProxyError::ClientBody(_)
+            | ProxyError::BadRequest(_)
+            | ProxyError::InvalidAppInstanceHeader
+            | ProxyError::InvalidProcessInstanceHeader
+            | ProxyError::UnknownInstance(_) => StatusCode::BAD_REQUEST,
             ProxyError::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UnknownRoute(_) => StatusCode::NOT_FOUND,
@@ -67,7 +82,9 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::EndpointFailure(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::EndpointFailure(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::EndpointFailure(_) | ProxyError::RouteServiceUnsupported => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::ConnectNotSupported => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -76,7 +93,10 @@ impl ProxyError {
     pub fn router_error(&self) -> String {
         match self {
             ProxyError::EmptyHost => "empty_host".into(),
-            ProxyError::UnknownRoute(_) => "unknown_route".into(),
+            ProxyError::UnknownRoute(_) | ProxyError::UnknownInstance(_) => "unknown_route".into(),
+            ProxyError::InvalidAppInstanceHeader => "invalid_cf_app_instance_header".into(),
+            ProxyError::InvalidProcessInstanceHeader => "invalid_cf_process_instance_header".into(),
+            ProxyError::RouteServiceUnsupported => "route_service_unsupported".into(),
             ProxyError::NoEndpoints => "no_endpoints".into(),
             ProxyError::ConnectionLimit => "Connection Limit Reached".into(),
             ProxyError::EndpointFailure(cause) => format!("endpoint_failure ({cause})"),
@@ -106,11 +126,15 @@ impl ProxyError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if matches!(self, ProxyError::EmptyHost | ProxyError::NoEndpoints) {
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public,max-age=2"),
-            );
+        let cache_control = match self {
+            ProxyError::EmptyHost | ProxyError::NoEndpoints => Some("public,max-age=2"),
+            ProxyError::InvalidAppInstanceHeader | ProxyError::InvalidProcessInstanceHeader => {
+                Some("no-cache, no-store")
+            }
+            _ => None,
+        };
+        if let Some(value) = cache_control {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
         }
         response
     }

@@ -1,16 +1,22 @@
-//! The request path, one module per stage:
-//! request id (`request_id`) -> request rules (`request_check`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
-//! (`forwarded`) -> route lookup (`lookup`) -> origin-form target (`origin_form`) -> endpoint selection
-//! and attempts (`round_trip`, each within the request's `deadline`) -> response handling
-//! (`response`, `upgrade`); errors map to responses in `error`.
+//! The request path, one module per stage, sharing one [`RequestContext`] (`context`) once the
+//! route is known. Request phase: request id (`request_id`) -> request rules
+//! (`request_check`) -> instance asked for (`instance`) -> route lookup (`lookup`) -> sticky
+//! session (`sticky`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
+//! (`forwarded`) -> origin-form target (`origin_form`) -> body limit and buffering
+//! (`body_limit`) -> endpoint selection and attempts (`round_trip`, each within the request's
+//! `deadline`, results recorded by `endpoint_health`, retries decided by `retry`). Response
+//! phase: sticky cookie (`sticky`) -> response handling (`response`, `upgrade`); errors map to
+//! responses in `error`.
 
 mod body_limit;
 mod client;
+mod context;
 pub(crate) mod deadline;
 mod endpoint_health;
 mod error;
 mod forwarded;
 mod hop_by_hop;
+mod instance;
 mod lookup;
 pub mod names;
 mod origin_form;
@@ -19,6 +25,7 @@ mod request_id;
 mod response;
 mod retry;
 mod round_trip;
+mod sticky;
 mod upgrade;
 
 pub use client::ClientConn;
@@ -32,10 +39,11 @@ use crate::body::ProxyBody;
 use crate::health::EjectionPolicy;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::routing::Route;
+use crate::routing::{self, Route};
 use crate::server::ActiveRequest;
 use crate::upstream::Upstream;
 use crate::upstream::UpstreamError;
+use context::RequestContext;
 use http::{Method, Request, Response};
 use hyper::body::Body;
 use std::sync::Arc;
@@ -59,6 +67,8 @@ pub struct ProxySettings {
     pub max_request_body: u64,
     /// How long failing endpoints stay out.
     pub ejection: EjectionPolicy,
+    /// Application session cookies that make a session sticky (`JSESSIONID`).
+    pub sticky_cookies: Vec<String>,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -130,6 +140,7 @@ impl Proxy {
         active: ActiveRequest,
         request_id: &http::HeaderValue,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        // Request phase: rules, route, the instance asked for, headers, body.
         if req.method() == Method::CONNECT {
             return Err(ProxyError::ConnectNotSupported);
         }
@@ -137,7 +148,26 @@ impl Proxy {
         let upgrade = hop_by_hop::requested_upgrade(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let route = lookup::route_for(&*self.registry, &*self.extractor, &parts)?;
+        let wanted = instance::Wanted::take(&mut parts.headers)?;
+        let route = match (
+            lookup::route_for(&*self.registry, &*self.extractor, &parts),
+            &wanted,
+        ) {
+            (Err(ProxyError::UnknownRoute(host)), Some(wanted)) => {
+                return Err(wanted.unknown(&host));
+            }
+            (route, _) => route?,
+        };
+        if route.options.route_service_url.is_some() {
+            return Err(ProxyError::RouteServiceUnsupported);
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
+        let mut ctx = RequestContext::new(request_id.clone(), client, route, deadline);
+        if let Some(wanted) = &wanted {
+            let host = routing::request_host(&parts).unwrap_or_default();
+            instance::apply(&mut ctx, wanted, &host)?;
+        }
+        sticky::read(&mut ctx, &parts.headers, &self.settings.sticky_cookies);
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let http2_client = parts.version == http::Version::HTTP_2;
         // Room for the headers added below, made at once: a map growing one insert at a time
@@ -147,13 +177,13 @@ impl Proxy {
         hop_by_hop::strip_request(&mut parts.headers, upgrade.as_ref(), http2_client);
         forwarded::add(
             &mut parts.headers,
-            &client,
+            &ctx.client,
             authority.as_deref(),
-            request_id,
+            &ctx.request_id,
         );
-        origin_form::to_origin_form(&mut parts, &route, authority.as_deref());
-        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
-        let limit = route
+        origin_form::to_origin_form(&mut parts, &ctx.route, authority.as_deref());
+        let limit = ctx
+            .route
             .options
             .max_request_body
             .unwrap_or(self.settings.max_request_body);
@@ -161,9 +191,9 @@ impl Proxy {
         let body = match body {
             body if body.is_end_stream() => ProxyBody::Empty,
             body @ (ProxyBody::Incoming(_) | ProxyBody::Http2(_))
-                if self.worth_buffering(&parts, &body, &route) =>
+                if self.worth_buffering(&parts, &body, &ctx.route) =>
             {
-                buffer(body, deadline).await?
+                buffer(body, ctx.deadline).await?
             }
             body => body,
         };
@@ -179,20 +209,37 @@ impl Proxy {
         };
         let mut req = Request::from_parts(parts, body);
         let sent = round_trip
-            .send(&route, &mut req, (upgrade.is_none()).then_some(deadline))
+            .send(&ctx, &mut req, (upgrade.is_none()).then_some(ctx.deadline))
             .await;
         // What is left of the request (its head, unless hyper took it) is done with.
         crate::http1::fields::recycle(std::mem::take(req.headers_mut()));
-        let sent = sent?;
+        let mut sent = sent?;
+
+        // Response phase: the sticky cookie, then the body or the tunnel.
+        let served_by = sent.in_flight.endpoint().clone();
+        sticky::write(
+            &ctx,
+            sent.response.headers_mut(),
+            &served_by,
+            &self.settings.sticky_cookies,
+        );
         match (upgrade, client_upgrade) {
             (Some(protocol), Some(client_upgrade)) => {
-                upgrade::finish(sent, &protocol, client_upgrade, client, active, deadline)
+                let deadline = ctx.deadline;
+                upgrade::finish(
+                    sent,
+                    &protocol,
+                    client_upgrade,
+                    ctx.client,
+                    active,
+                    deadline,
+                )
             }
             _ => Ok(response::stream(
                 sent,
                 self.upstream.max_idle(),
                 active,
-                deadline,
+                ctx.deadline,
             )),
         }
     }

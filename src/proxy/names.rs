@@ -29,3 +29,7 @@ pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connecti
 pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// `HTTP2-Settings`.
 pub const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+/// `X-CF-App-Instance` (instance-targeted routing).
+pub const X_CF_APP_INSTANCE: HeaderName = HeaderName::from_static("x-cf-app-instance");
+/// `X-CF-Process-Instance` (instance-targeted routing).
+pub const X_CF_PROCESS_INSTANCE: HeaderName = HeaderName::from_static("x-cf-process-instance");

@@ -3,6 +3,7 @@
 //! `max_attempts`, capped by the pool size; each attempt within the request deadline and, when
 //! one is set, the attempt timeout.
 
+use super::context::RequestContext;
 use super::deadline::Deadline;
 use super::endpoint_health::HealthReport;
 use super::retry::{self, Decision, Outcome, Replay, RetryBudget};
@@ -11,7 +12,7 @@ use crate::balance::{self, Attempts, PickError};
 use crate::body::ProxyBody;
 use crate::config::BalancerKind;
 use crate::metrics::Metrics;
-use crate::routing::{Route, now_ms};
+use crate::routing::now_ms;
 use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, Upstream, UpstreamError};
 use http::{Request, Response};
 use std::pin::Pin;
@@ -56,14 +57,16 @@ pub struct RoundTrip<'a> {
 }
 
 impl RoundTrip<'_> {
-    /// Sends `req` to an endpoint of `route`, trying others while that is safe. `deadline`
-    /// bounds the whole exchange (`None` for upgrades).
+    /// Sends `req` to an endpoint of the request's route (the instance it asks for first, or
+    /// only), trying others while that is safe. `deadline` bounds the whole exchange (`None`
+    /// for upgrades).
     pub async fn send(
         &self,
-        route: &Route,
+        ctx: &RequestContext,
         req: &mut Request<ProxyBody>,
         deadline: Option<Instant>,
     ) -> Result<Sent, ProxyError> {
+        let route = &*ctx.route;
         let settings = self.settings;
         let max_attempts = settings
             .max_attempts
@@ -91,8 +94,8 @@ impl RoundTrip<'_> {
         let mut answered: Option<Sent> = None;
         // The request stays with the caller for every attempt: senders borrow it.
         for attempt in 0..max_attempts {
-            let picked = match balance::pick(route, &attempts, settings.max_conns_per_backend, hash)
-            {
+            let limit = settings.max_conns_per_backend;
+            let picked = match balance::pick(route, &attempts, limit, hash, ctx.affinity) {
                 Ok(picked) => picked,
                 Err(PickError::AllBusy) if last_error.is_none() && answered.is_none() => {
                     return Err(ProxyError::ConnectionLimit);

@@ -12,6 +12,11 @@ use std::sync::atomic::Ordering;
 pub struct EndpointInFlight(Arc<Endpoint>);
 
 impl EndpointInFlight {
+    /// The endpoint counted.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+
     /// Starts counting a request on `endpoint`.
     pub fn start(endpoint: Arc<Endpoint>) -> EndpointInFlight {
         endpoint.stats.in_flight.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 mod support;
 
 mod admin;
+mod apps;
 mod balancers;
 mod cli;
 mod conformance;

@@ -10,18 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// POSTs `body` to the admin API's `path`.
-async fn admin_post(router: &TestRouter, path: &str, body: &Value) -> (StatusCode, Value) {
-    let req = Request::post(path)
-        .header("host", "admin")
-        .header("content-type", "application/json")
-        .body(full(body.to_string()))
-        .unwrap();
-    let response = send(router.admin, req).await;
-    let status = response.status();
-    (status, json_body(response).await)
-}
-
 async fn routes(router: &TestRouter) -> Value {
     let req = Request::get("/routes")
         .header("host", "admin")

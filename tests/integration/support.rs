@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -620,4 +620,16 @@ pub async fn metric(admin: SocketAddr, name: &str) -> f64 {
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// POSTs `body` to the admin API's `path`.
+pub async fn admin_post(router: &TestRouter, path: &str, body: &Value) -> (StatusCode, Value) {
+    let req = Request::post(path)
+        .header("host", "admin")
+        .header("content-type", "application/json")
+        .body(full(body.to_string()))
+        .unwrap();
+    let response = send(router.admin, req).await;
+    let status = response.status();
+    (status, json_body(response).await)
 }
