@@ -30,7 +30,12 @@ pub fn to_origin_form(parts: &mut Parts, route: &Route, authority: Option<&str>)
 
 fn strip_prefix(original: &PathAndQuery, prefix: &str) -> PathAndQuery {
     let path = original.path();
-    let Some(rest) = path.strip_prefix(prefix) else {
+    // The route's path is lower-case; the request's matched it ignoring case.
+    let Some(rest) = path
+        .get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .map(|_| &path[prefix.len()..])
+    else {
         return original.clone();
     };
     let rest = if rest.is_empty() { "/" } else { rest };
@@ -53,5 +58,7 @@ mod tests {
         assert_eq!(strip_prefix(&pq, "/serviceone/v1").as_str(), "/?x=1");
         let pq = PathAndQuery::from_static("/serviceone/v1/a%2Fb");
         assert_eq!(strip_prefix(&pq, "/serviceone/v1").as_str(), "/a%2Fb");
+        let pq = PathAndQuery::from_static("/ServiceOne/V1/Users");
+        assert_eq!(strip_prefix(&pq, "/serviceone/v1").as_str(), "/Users");
     }
 }

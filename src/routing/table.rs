@@ -227,6 +227,15 @@ impl RouteTable {
     /// Finds the route for a normalised host (lower-case, no port) and a request path.
     /// Exact host first, then wildcards walking up the domain, then any-host routes.
     pub fn lookup(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
+        // Route paths are kept lower-case (as gorouter's route keys): match a request path the
+        // same way, copying it only when it has an upper-case letter.
+        let lowered;
+        let path = if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = path.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            path
+        };
         if let Some(routes) = self.exact.get(host)
             && let Some(route) = routes.longest_match(path)
         {
@@ -270,6 +279,20 @@ mod tests {
 
     fn found(table: &RouteTable, host: &str, path: &str) -> Option<String> {
         table.lookup(host, path).map(|route| route.uri.to_string())
+    }
+
+    /// Paths match ignoring case and one trailing `/`, as gorouter's route keys.
+    #[test]
+    fn paths_match_ignoring_case() {
+        let table = RouteTable::new(vec![route("a.com", 1), route("a.com/Api/V2", 1)]);
+        for path in ["/api/v2", "/API/V2", "/Api/v2/", "/api/V2/users"] {
+            assert_eq!(
+                found(&table, "a.com", path).as_deref(),
+                Some("a.com/api/v2"),
+                "{path}"
+            );
+        }
+        assert_eq!(found(&table, "a.com", "/api").as_deref(), Some("a.com"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl RouteUri {
         {
             return Err(format!("route uri {text:?} has {bad:?} in its path"));
         }
-        let path = path.trim_end_matches('/').to_string();
+        let path = path.trim_end_matches('/').to_ascii_lowercase();
         let host_text = host_text.to_ascii_lowercase();
         let host = if host_text.is_empty() {
             HostPattern::Any

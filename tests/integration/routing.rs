@@ -19,7 +19,8 @@ async fn host_and_longest_prefix_on_whole_segments() {
         ("/api", "api"),
         ("/api/x?q=1", "api"),
         ("/apix", "root"),
-        ("/API", "root"),
+        ("/API", "api"),
+        ("/Api/X", "api"),
     ] {
         let echo = json_body(get(&router, "APP.test:80", path).await).await;
         assert_eq!(echo["backend"], expected, "{path}");
