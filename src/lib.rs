@@ -30,6 +30,7 @@ pub mod memory;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;
+pub mod route_service;
 pub mod router;
 pub mod routing;
 pub mod server;

@@ -7,12 +7,15 @@ use crate::config::Config;
 use crate::health::{self, EjectionPolicy};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
-use crate::proxy::{HostAndPath, Proxy, ProxySettings, RetryBudget, RetrySettings, RouteExtractor};
+use crate::proxy::{
+    HostAndPath, Proxy, ProxySettings, RetryBudget, RetrySettings, RouteExtractor, RouteServices,
+};
 use crate::registry::{
     self, Registry, RouteStore, StoreSettings, Ticker, spawn_every, static_routes,
 };
+use crate::route_service::{Resolver, Signer};
 use crate::server::{ListenError, ServeSettings, WorkerListeners, bind_shared, spawn_worker};
-use crate::tls::{self, BackendTls, TlsError};
+use crate::tls::{self, BackendTls, TlsError, UpstreamTls};
 use crate::upstream::{Upstream, UpstreamSettings};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -158,6 +161,10 @@ impl RunningRouter {
             Some(path) => Some(tls::load_roots(&config.resolve(path))?),
             None => None,
         };
+        let route_service_roots = match &config.route_services.ca_file {
+            Some(path) => Some(tls::load_roots(&config.resolve(path))?),
+            None => None,
+        };
 
         let local = |l: &Vec<std::net::TcpListener>| l.first().and_then(|l| l.local_addr().ok());
         let (http_addr, https_addr) = (local(&http), local(&https));
@@ -174,7 +181,10 @@ impl RunningRouter {
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
         let upstream_settings = upstream_settings(&config);
-        let backend_tls = BackendTls::new(roots);
+        let backend_tls = UpstreamTls {
+            backends: BackendTls::new(roots),
+            route_services: BackendTls::new(route_service_roots),
+        };
         // Health probes get their own connections and counters, so they never skew the
         // reuse ratio of client traffic.
         let probes = Upstream::new(
@@ -322,6 +332,20 @@ fn upstream_settings(config: &Config) -> UpstreamSettings {
     }
 }
 
+/// Route services from the config: present when a secret is set.
+fn route_services(config: &Config) -> Option<Arc<RouteServices>> {
+    let settings = &config.route_services;
+    (!settings.secret.is_empty()).then(|| {
+        let previous = Some(settings.secret_decrypt_only.as_str());
+        Arc::new(RouteServices {
+            signer: Signer::new(&settings.secret, previous, settings.timeout.0),
+            resolver: Resolver::default(),
+            strict: settings.strict_signature_validation,
+            websockets: settings.websockets,
+        })
+    })
+}
+
 /// Per-request limits from the config.
 fn proxy_settings(config: &Config) -> ProxySettings {
     ProxySettings {
@@ -340,6 +364,7 @@ fn proxy_settings(config: &Config) -> ProxySettings {
             remove_registered_after: config.health.remove_registered_after,
         },
         sticky_cookies: config.sticky_sessions.cookie_names.clone(),
+        route_services: route_services(config),
         request_timeout: config.proxy.request_timeout.0,
         retry_buffer: config.proxy.retry_buffer,
         max_request_body: config.proxy.max_request_body,
@@ -356,7 +381,10 @@ pub fn fuzz_context() -> crate::server::ConnContext {
     let metrics = Arc::new(Metrics::default());
     let upstream = Upstream::new(
         upstream_settings(&config),
-        BackendTls::new(None),
+        UpstreamTls {
+            backends: BackendTls::new(None),
+            route_services: BackendTls::new(None),
+        },
         metrics.clone(),
     );
     let proxy = Proxy::new(

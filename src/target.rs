@@ -20,6 +20,18 @@ pub struct Target {
     pub protocol: UpstreamProtocol,
     /// `Some(name)`: connect with TLS and verify the certificate for `name`.
     pub tls_name: Option<Arc<str>>,
+    /// Which roots verify that certificate.
+    pub trust: Trust,
+}
+
+/// The roots a target's TLS certificate is verified against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// `[proxy] backend_ca_file`, or the system's roots.
+    #[default]
+    Backends,
+    /// `[route_services] ca_file`, or the system's roots.
+    RouteServices,
 }
 
 impl Target {
@@ -29,6 +41,7 @@ impl Target {
             address,
             protocol,
             tls_name: None,
+            trust: Trust::Backends,
         }
     }
 

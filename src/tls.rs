@@ -102,6 +102,15 @@ pub struct BackendTls {
     pub http2: Arc<ClientConfig>,
 }
 
+/// Client TLS settings by what they verify.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// For backends.
+    pub backends: BackendTls,
+    /// For route services.
+    pub route_services: BackendTls,
+}
+
 impl BackendTls {
     /// Trusts `roots`, or the system's roots when `None`.
     pub fn new(roots: Option<RootCertStore>) -> BackendTls {

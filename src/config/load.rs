@@ -200,14 +200,24 @@ fn check(config: &Config) -> Vec<ConfigError> {
             );
         }
     }
-    if let Some(ca) = &config.proxy.backend_ca_file
-        && let Err(e) = crate::tls::load_roots(&config.resolve(ca))
-    {
-        push(
-            key_line(text, "backend_ca_file"),
-            "proxy.backend_ca_file".into(),
-            e.to_string(),
-        );
+    let ca_files = [
+        (
+            "backend_ca_file",
+            "proxy.backend_ca_file",
+            &config.proxy.backend_ca_file,
+        ),
+        (
+            "ca_file",
+            "route_services.ca_file",
+            &config.route_services.ca_file,
+        ),
+    ];
+    for (name, key, path) in ca_files {
+        if let Some(ca) = path
+            && let Err(e) = crate::tls::load_roots(&config.resolve(ca))
+        {
+            push(key_line(text, name), key.into(), e.to_string());
+        }
     }
 
     let hash_without_key = |balancer: Option<BalancerKind>, key: bool| {
@@ -255,11 +265,11 @@ fn check(config: &Config) -> Vec<ConfigError> {
                 "must be more than 0s (leave it out for the [proxy] default)".into(),
             );
         }
-        if !route.route_service_url.is_empty() {
+        if !route.route_service_url.is_empty() && !route.route_service_url.starts_with("https://") {
             push(
                 at(route.uri.span()),
                 format!("route[{i}].route_service_url"),
-                not_yet("route services"),
+                "must be an https:// URL".into(),
             );
         }
     }
@@ -275,12 +285,6 @@ fn check(config: &Config) -> Vec<ConfigError> {
             "registry.etcd",
             config.registry.etcd.is_some(),
             "etcd",
-        ),
-        (
-            "secret",
-            "route_services.secret",
-            !config.route_services.secret.is_empty(),
-            "route services",
         ),
     ];
     for (name, key, set, feature) in unbuilt {
@@ -433,17 +437,10 @@ route_service_url = ""
     }
 
     #[test]
-    fn route_services_are_refused_until_built() {
-        let errors = load_str(
-            "[route_services]\nsecret = \"s\"\n[[route]]\nuri = \"a.test\"\nroute_service_url = \"https://rs.test\"\n",
-            Path::new("t.toml"),
-        )
-        .unwrap_err()
-        .0;
+    fn route_service_urls_must_be_https() {
+        let text = "[[route]]\nuri = \"a.test\"\nroute_service_url = \"http://rs.test\"\n";
+        let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["route[0].route_service_url", "route_services.secret"]
-        );
+        assert_eq!(keys, ["route[0].route_service_url"]);
     }
 }

@@ -281,18 +281,28 @@ impl Default for StickySessionsConfig {
 pub struct RouteServicesConfig {
     /// Shared secret for signatures; empty disables route services.
     pub secret: String,
+    /// The previous secret, still accepted on the way back from a route service (rotation).
+    pub secret_decrypt_only: String,
     /// Lifetime of a signature.
     pub timeout: ConfigDuration,
     /// PEM bundle trusted for route services' TLS.
     pub ca_file: Option<PathBuf>,
+    /// Check signatures on requests to routes without a route service too (400 invalid, 504
+    /// expired).
+    pub strict_signature_validation: bool,
+    /// Let WebSocket upgrades through route services (else 503).
+    pub websockets: bool,
 }
 
 impl Default for RouteServicesConfig {
     fn default() -> Self {
         RouteServicesConfig {
             secret: String::new(),
+            secret_decrypt_only: String::new(),
             timeout: ConfigDuration(Duration::from_secs(60)),
             ca_file: None,
+            strict_signature_validation: false,
+            websockets: true,
         }
     }
 }

@@ -45,6 +45,7 @@ mod tests {
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             protocol,
             tls_name: tls.map(Arc::from),
+            trust: Default::default(),
         }
     }
 

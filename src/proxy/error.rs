@@ -3,6 +3,7 @@
 
 use super::names::{X_CF_ROUTERERROR, X_CONTENT_TYPE_OPTIONS};
 use crate::body::ProxyBody;
+use crate::route_service::SignatureError;
 use crate::upstream::UpstreamError;
 use http::{HeaderValue, Response, StatusCode, header};
 
@@ -48,9 +49,24 @@ pub enum ProxyError {
     /// The instance a request asks for is not an endpoint of its route.
     #[error("{0}")]
     UnknownInstance(String),
-    /// The route has a route service bound, and this router does not forward to route services.
+    /// The route has a route service bound, and this router has no route-service secret.
     #[error("Support for route services is disabled.")]
     RouteServiceUnsupported,
+    /// A WebSocket upgrade on a route with a route service, with `websockets` off.
+    #[error("Websocket requests are not supported for routes bound to Route Services.")]
+    RouteServiceWebsocket,
+    /// A request came back from a route service (or, with strict validation, anywhere) with a
+    /// signature that is invalid or expired.
+    #[error("Failed to validate Route Service Signature: {error}")]
+    RouteServiceSignature {
+        /// What is wrong with it.
+        error: SignatureError,
+        /// Found by strict validation on a route without a route service.
+        strict: bool,
+    },
+    /// The request could not be signed for its route service.
+    #[error("Route service request failed.")]
+    RouteServiceSigning,
 }
 
 impl ProxyError {
@@ -81,7 +97,15 @@ impl ProxyError {
             ProxyError::NoEndpoints | ProxyError::ConnectionLimit => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ProxyError::EndpointFailure(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::EndpointFailure(UpstreamError::Timeout(_))
+            | ProxyError::RouteServiceSignature {
+                error: SignatureError::Expired,
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::RouteServiceSignature { strict: true, .. } => StatusCode::BAD_REQUEST,
+            ProxyError::RouteServiceSignature { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::RouteServiceWebsocket => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::RouteServiceSigning => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::EndpointFailure(_) | ProxyError::RouteServiceUnsupported => {
                 StatusCode::BAD_GATEWAY
             }
@@ -89,14 +113,27 @@ impl ProxyError {
         }
     }
 
-    /// Value of `X-Cf-Routererror` (gorouter's vocabulary).
-    pub fn router_error(&self) -> String {
-        match self {
+    /// Value of `X-Cf-Routererror` (gorouter's vocabulary); none for a signature refused on
+    /// the way back from a route service (as gorouter).
+    pub fn router_error(&self) -> Option<String> {
+        let value = match self {
             ProxyError::EmptyHost => "empty_host".into(),
             ProxyError::UnknownRoute(_) | ProxyError::UnknownInstance(_) => "unknown_route".into(),
             ProxyError::InvalidAppInstanceHeader => "invalid_cf_app_instance_header".into(),
             ProxyError::InvalidProcessInstanceHeader => "invalid_cf_process_instance_header".into(),
-            ProxyError::RouteServiceUnsupported => "route_service_unsupported".into(),
+            ProxyError::RouteServiceUnsupported | ProxyError::RouteServiceWebsocket => {
+                "route_service_unsupported".into()
+            }
+            ProxyError::RouteServiceSignature {
+                error: SignatureError::Expired,
+                strict: true,
+            } => "expired_route_service_signature".into(),
+            ProxyError::RouteServiceSignature { strict: true, .. } => {
+                "invalid_route_service_signature".into()
+            }
+            ProxyError::RouteServiceSignature { .. } | ProxyError::RouteServiceSigning => {
+                return None;
+            }
             ProxyError::NoEndpoints => "no_endpoints".into(),
             ProxyError::ConnectionLimit => "Connection Limit Reached".into(),
             ProxyError::EndpointFailure(cause) => format!("endpoint_failure ({cause})"),
@@ -105,7 +142,8 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request".into(),
             ProxyError::UnsupportedTransferCoding => "unsupported_transfer_encoding".into(),
             ProxyError::BodyTooLarge => "request_body_too_large".into(),
-        }
+        };
+        Some(value)
     }
 
     /// The response the client gets.
@@ -120,7 +158,9 @@ impl ProxyError {
         let mut response = Response::new(ProxyBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(X_CF_ROUTERERROR, header_text(&self.router_error()));
+        if let Some(router_error) = self.router_error() {
+            headers.insert(X_CF_ROUTERERROR, header_text(&router_error));
+        }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -1,7 +1,8 @@
 //! The request path, one module per stage, sharing one [`RequestContext`] (`context`) once the
 //! route is known. Request phase: request id (`request_id`) -> request rules
-//! (`request_check`) -> instance asked for (`instance`) -> route lookup (`lookup`) -> sticky
-//! session (`sticky`) -> hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
+//! (`request_check`) -> instance asked for (`instance`) -> route lookup (`lookup`) -> route
+//! service, first pass or return trip (`route_service`) -> sticky session (`sticky`) ->
+//! hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
 //! (`forwarded`) -> origin-form target (`origin_form`) -> body limit and buffering
 //! (`body_limit`) -> endpoint selection and attempts (`round_trip`, each within the request's
 //! `deadline`, results recorded by `endpoint_health`, retries decided by `retry`). Response
@@ -25,6 +26,7 @@ mod request_id;
 mod response;
 mod retry;
 mod round_trip;
+mod route_service;
 mod sticky;
 mod upgrade;
 
@@ -46,6 +48,8 @@ use crate::upstream::UpstreamError;
 use context::RequestContext;
 use http::{Method, Request, Response};
 use hyper::body::Body;
+use route_service::Passage;
+pub use route_service::RouteServices;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +73,8 @@ pub struct ProxySettings {
     pub ejection: EjectionPolicy,
     /// Application session cookies that make a session sticky (`JSESSIONID`).
     pub sticky_cookies: Vec<String>,
+    /// Route services, when a secret is configured.
+    pub route_services: Option<Arc<RouteServices>>,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -158,16 +164,22 @@ impl Proxy {
             }
             (route, _) => route?,
         };
-        if route.options.route_service_url.is_some() {
-            return Err(ProxyError::RouteServiceUnsupported);
-        }
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let mut ctx = RequestContext::new(request_id.clone(), client, route, deadline);
         if let Some(wanted) = &wanted {
             let host = routing::request_host(&parts).unwrap_or_default();
             instance::apply(&mut ctx, wanted, &host)?;
         }
-        sticky::read(&mut ctx, &parts.headers, &self.settings.sticky_cookies);
+        let passage = route_service::check(
+            &ctx,
+            &mut parts,
+            upgrade.is_some(),
+            self.settings.route_services.as_deref(),
+            |host, path| self.registry.lookup(host, path),
+        )?;
+        if !matches!(passage, Passage::ToService(_)) {
+            sticky::read(&mut ctx, &parts.headers, &self.settings.sticky_cookies);
+        }
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let http2_client = parts.version == http::Version::HTTP_2;
         // Room for the headers added below, made at once: a map growing one insert at a time
@@ -208,21 +220,41 @@ impl Proxy {
             settings: &self.settings.retry,
         };
         let mut req = Request::from_parts(parts, body);
-        let sent = round_trip
-            .send(&ctx, &mut req, (upgrade.is_none()).then_some(ctx.deadline))
-            .await;
+        let deadline = upgrade.is_none().then_some(ctx.deadline);
+        let sent = match (&passage, self.settings.route_services.as_deref()) {
+            (Passage::ToService(service), Some(services)) => {
+                route_service::address_to_service(&mut req, service);
+                let sending = route_service::send(&self.upstream, services, service, &mut req);
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, sending)
+                        .await
+                        .unwrap_or_else(|_| {
+                            let limit = self.settings.request_timeout;
+                            Err(ProxyError::EndpointFailure(UpstreamError::Timeout(limit)))
+                        }),
+                    None => sending.await,
+                }
+            }
+            _ => round_trip.send(&ctx, &mut req, deadline).await,
+        };
         // What is left of the request (its head, unless hyper took it) is done with.
         crate::http1::fields::recycle(std::mem::take(req.headers_mut()));
         let mut sent = sent?;
 
-        // Response phase: the sticky cookie, then the body or the tunnel.
-        let served_by = sent.in_flight.endpoint().clone();
-        sticky::write(
-            &ctx,
-            sent.response.headers_mut(),
-            &served_by,
-            &self.settings.sticky_cookies,
-        );
+        // Response phase: no signature to the client; the sticky cookie (not through a route
+        // service); then the body or the tunnel.
+        sent.response
+            .headers_mut()
+            .remove(names::X_CF_PROXY_SIGNATURE);
+        if let Some(in_flight) = &sent.in_flight {
+            let served_by = in_flight.endpoint().clone();
+            sticky::write(
+                &ctx,
+                sent.response.headers_mut(),
+                &served_by,
+                &self.settings.sticky_cookies,
+            );
+        }
         match (upgrade, client_upgrade) {
             (Some(protocol), Some(client_upgrade)) => {
                 let deadline = ctx.deadline;

@@ -33,3 +33,9 @@ pub const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings")
 pub const X_CF_APP_INSTANCE: HeaderName = HeaderName::from_static("x-cf-app-instance");
 /// `X-CF-Process-Instance` (instance-targeted routing).
 pub const X_CF_PROCESS_INSTANCE: HeaderName = HeaderName::from_static("x-cf-process-instance");
+/// `X-CF-Forwarded-Url` (route services).
+pub const X_CF_FORWARDED_URL: HeaderName = HeaderName::from_static("x-cf-forwarded-url");
+/// `X-CF-Proxy-Signature` (route services).
+pub const X_CF_PROXY_SIGNATURE: HeaderName = HeaderName::from_static("x-cf-proxy-signature");
+/// `X-CF-Proxy-Metadata` (route services).
+pub const X_CF_PROXY_METADATA: HeaderName = HeaderName::from_static("x-cf-proxy-metadata");

@@ -85,7 +85,7 @@ mod tests {
             Err(error) => Err(format!(
                 "{} {}",
                 error.status().as_u16(),
-                error.router_error()
+                error.router_error().unwrap_or_default()
             )),
         }
     }

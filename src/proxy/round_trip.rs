@@ -40,8 +40,8 @@ pub struct Sent {
     pub response: Response<ResponseBody>,
     /// The HTTP/1.1 connection to give back when the body ends.
     pub pooled: Option<Pooled>,
-    /// The endpoint's in-flight count for this request.
-    pub in_flight: EndpointInFlight,
+    /// The endpoint's in-flight count for this request (`None` from a route service).
+    pub in_flight: Option<EndpointInFlight>,
 }
 
 /// What the round tripper works with.
@@ -139,7 +139,7 @@ impl RoundTrip<'_> {
                     let sent = Sent {
                         response,
                         pooled,
-                        in_flight,
+                        in_flight: Some(in_flight),
                     };
                     let status = sent.response.status().as_u16();
                     if route.options.retry_statuses.contains(&status)

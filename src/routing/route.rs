@@ -4,7 +4,7 @@ use super::{Lease, RouteUri};
 use crate::balance::{HashKey, Maglev};
 use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
 use crate::health::EndpointHealth;
-use crate::target::Target;
+use crate::target::{Target, Trust};
 use http::HeaderValue;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -109,6 +109,7 @@ impl EndpointSpec {
             address: self.address,
             protocol: self.protocol,
             tls_name: self.tls_name.clone(),
+            trust: Trust::Backends,
         }
     }
 }

@@ -8,8 +8,8 @@ use super::pool::Sender;
 use crate::body::ProxyBody;
 use crate::config::UpstreamProtocol;
 use crate::metrics::Metrics;
-use crate::target::Target;
-use crate::tls::BackendTls;
+use crate::target::{Target, Trust};
+use crate::tls::UpstreamTls;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
@@ -21,13 +21,13 @@ use tokio_rustls::TlsConnector;
 /// Opens connections to endpoints.
 #[derive(Debug)]
 pub(super) struct Connector {
-    tls: BackendTls,
+    tls: UpstreamTls,
     timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl Connector {
-    pub(super) fn new(tls: BackendTls, timeout: Duration, metrics: Arc<Metrics>) -> Connector {
+    pub(super) fn new(tls: UpstreamTls, timeout: Duration, metrics: Arc<Metrics>) -> Connector {
         Connector {
             tls,
             timeout,
@@ -61,9 +61,13 @@ impl Connector {
         let Some(name) = &target.tls_name else {
             return Ok(Io::Tcp(tcp));
         };
+        let tls = match target.trust {
+            Trust::Backends => &self.tls.backends,
+            Trust::RouteServices => &self.tls.route_services,
+        };
         let config = match target.protocol {
-            UpstreamProtocol::Http1 => self.tls.http1.clone(),
-            UpstreamProtocol::Http2 => self.tls.http2.clone(),
+            UpstreamProtocol::Http1 => tls.http1.clone(),
+            UpstreamProtocol::Http2 => tls.http2.clone(),
         };
         let server_name = ServerName::try_from(name.to_string()).map_err(|e| {
             UpstreamError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))

@@ -37,16 +37,17 @@ impl Drop for EndpointInFlight {
 pub struct ResponseLease {
     conn: Option<Pooled>,
     max_idle: usize,
-    _endpoint: EndpointInFlight,
+    _endpoint: Option<EndpointInFlight>,
     _client: Option<ActiveRequest>,
 }
 
 impl ResponseLease {
-    /// A lease over an optional pooled connection and the request's in-flight counts.
+    /// A lease over an optional pooled connection and the request's in-flight counts (none
+    /// for a route service, which is not an endpoint).
     pub fn new(
         conn: Option<Pooled>,
         max_idle: usize,
-        endpoint: EndpointInFlight,
+        endpoint: Option<EndpointInFlight>,
         client: Option<ActiveRequest>,
     ) -> ResponseLease {
         ResponseLease {

@@ -16,7 +16,7 @@ use crate::body::{BodyError, ProxyBody};
 use crate::config::UpstreamProtocol;
 use crate::metrics::Metrics;
 use crate::target::Target;
-use crate::tls::BackendTls;
+use crate::tls::UpstreamTls;
 use bytes::Bytes;
 use connect::Connector;
 pub use h1::H1Error;
@@ -141,7 +141,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// A client with these settings and TLS trust; new connections are counted in `metrics`.
-    pub fn new(settings: UpstreamSettings, tls: BackendTls, metrics: Arc<Metrics>) -> Upstream {
+    pub fn new(settings: UpstreamSettings, tls: UpstreamTls, metrics: Arc<Metrics>) -> Upstream {
         Upstream {
             connector: Connector::new(tls, settings.connect_timeout, metrics),
             settings,

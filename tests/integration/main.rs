@@ -19,5 +19,6 @@ mod raw_h2;
 mod recovery;
 mod registry;
 mod resilience;
+mod route_services;
 mod routing;
 mod tls;

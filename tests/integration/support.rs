@@ -369,7 +369,8 @@ impl TestPki {
     }
 }
 
-/// Python with grpcio: `$SWITCHYARD_PYTHON`, else the project's `.venv`, else `python3`.
+/// Python with grpcio and cryptography: `$SWITCHYARD_PYTHON`, else the project's `.venv`, else
+/// `python3`.
 pub fn python() -> String {
     if let Ok(python) = std::env::var("SWITCHYARD_PYTHON") {
         return python;
