@@ -154,7 +154,11 @@ impl Proxy {
         let upgrade = hop_by_hop::requested_upgrade(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let wanted = instance::Wanted::take(&mut parts.headers)?;
+        let cf_fields = names::CfFields::of(&parts.headers);
+        let wanted = match cf_fields.instance {
+            true => instance::Wanted::take(&mut parts.headers)?,
+            false => None,
+        };
         let route = match (
             lookup::route_for(&*self.registry, &*self.extractor, &parts),
             &wanted,
@@ -173,6 +177,7 @@ impl Proxy {
         let passage = route_service::check(
             &ctx,
             &mut parts,
+            cf_fields.signature,
             upgrade.is_some(),
             self.settings.route_services.as_deref(),
             |host, path| self.registry.lookup(host, path),
@@ -241,11 +246,14 @@ impl Proxy {
         crate::http1::fields::recycle(std::mem::take(req.headers_mut()));
         let mut sent = sent?;
 
-        // Response phase: no signature to the client; the sticky cookie (not through a route
-        // service); then the body or the tunnel.
-        sent.response
-            .headers_mut()
-            .remove(names::X_CF_PROXY_SIGNATURE);
+        // Response phase: no signature to the client (when route services are on: otherwise
+        // the router makes none); the sticky cookie (not through a route service); then the
+        // body or the tunnel.
+        if self.settings.route_services.is_some() {
+            sent.response
+                .headers_mut()
+                .remove(names::X_CF_PROXY_SIGNATURE);
+        }
         if let Some(in_flight) = &sent.in_flight {
             let served_by = in_flight.endpoint().clone();
             sticky::write(

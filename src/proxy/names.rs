@@ -39,3 +39,65 @@ pub const X_CF_FORWARDED_URL: HeaderName = HeaderName::from_static("x-cf-forward
 pub const X_CF_PROXY_SIGNATURE: HeaderName = HeaderName::from_static("x-cf-proxy-signature");
 /// `X-CF-Proxy-Metadata` (route services).
 pub const X_CF_PROXY_METADATA: HeaderName = HeaderName::from_static("x-cf-proxy-metadata");
+
+/// Which of the headers the router acts on (instance routing, route-service signatures) a
+/// request carries, found in one pass over its field names: looking each up would hash each
+/// name on every request, and almost no request has any of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CfFields {
+    /// `X-CF-App-Instance` or `X-CF-Process-Instance`.
+    pub instance: bool,
+    /// `X-CF-Proxy-Signature`.
+    pub signature: bool,
+}
+
+impl CfFields {
+    /// The fields of `headers`.
+    pub fn of(headers: &http::HeaderMap) -> CfFields {
+        let mut found = CfFields::default();
+        for name in headers.keys() {
+            let name = name.as_str();
+            // All three are 17 to 21 bytes and start with `x-cf-`: most names fail the length.
+            if (17..=21).contains(&name.len()) && name.starts_with("x-cf-") {
+                found.instance |= name == X_CF_APP_INSTANCE || name == X_CF_PROCESS_INSTANCE;
+                found.signature |= name == X_CF_PROXY_SIGNATURE;
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_routing_fields_by_name() {
+        let fields = |names: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for name in names {
+                headers.insert(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    "v".parse().unwrap(),
+                );
+            }
+            CfFields::of(&headers)
+        };
+        let none = CfFields::default();
+        assert_eq!(
+            fields(&["host", "x-cf-instanceid", "x-cf-forwarded-url"]),
+            none
+        );
+        let instance = CfFields {
+            instance: true,
+            signature: false,
+        };
+        assert_eq!(fields(&["host", "X-CF-App-Instance"]), instance);
+        assert_eq!(fields(&["x-cf-process-instance"]), instance);
+        let both = CfFields {
+            instance: true,
+            signature: true,
+        };
+        assert_eq!(fields(&["x-cf-proxy-signature", "x-cf-app-instance"]), both);
+    }
+}

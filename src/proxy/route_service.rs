@@ -52,16 +52,17 @@ pub enum Passage {
     Returned,
 }
 
-/// The request phase: decides the passage of a request to `ctx.route` and sets or removes the
-/// route-service headers. `lookup` finds the route of a signed URL's host and path.
+/// The request phase: decides the passage of a request to `ctx.route` (`signed`: it carries
+/// `X-CF-Proxy-Signature`) and sets or removes the route-service headers. `lookup` finds the
+/// route of a signed URL's host and path.
 pub fn check(
     ctx: &RequestContext,
     parts: &mut Parts,
+    signed: bool,
     upgrade: bool,
     services: Option<&RouteServices>,
     lookup: impl Fn(&str, &str) -> Option<Arc<Route>>,
 ) -> Result<Passage, ProxyError> {
-    let signed = parts.headers.contains_key(X_CF_PROXY_SIGNATURE);
     let Some(url) = &ctx.route.options.route_service_url else {
         if signed && let Some(services) = services.filter(|s| s.strict) {
             open(services, &parts.headers).map_err(|error| ProxyError::RouteServiceSignature {
