@@ -9,6 +9,7 @@ use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::proxy::{
     HostAndPath, Proxy, ProxySettings, RetryBudget, RetrySettings, RouteExtractor, RouteServices,
+    TraceSettings,
 };
 use crate::registry::{
     self, Registry, RouteStore, StoreSettings, Ticker, spawn_every, static_routes,
@@ -365,6 +366,10 @@ fn proxy_settings(config: &Config) -> ProxySettings {
         },
         sticky_cookies: config.sticky_sessions.cookie_names.clone(),
         route_services: route_services(config),
+        tracing: TraceSettings {
+            w3c: config.tracing.w3c,
+            zipkin: config.tracing.zipkin,
+        },
         request_timeout: config.proxy.request_timeout.0,
         retry_buffer: config.proxy.retry_buffer,
         max_request_body: config.proxy.max_request_body,

@@ -42,6 +42,9 @@ pub struct Config {
     /// Route-service settings (contract section 8).
     #[serde(default)]
     pub route_services: RouteServicesConfig,
+    /// Trace headers.
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// Shared registries (NATS, etcd).
     #[serde(default)]
     pub registry: RegistryConfig,
@@ -273,6 +276,17 @@ impl Default for StickySessionsConfig {
             cookie_names: vec!["JSESSIONID".to_string()],
         }
     }
+}
+
+/// `[tracing]`: trace headers kept when present and started when not (gorouter's
+/// `enable_w3c` and `enable_zipkin`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// W3C `traceparent` and `tracestate`.
+    pub w3c: bool,
+    /// Zipkin B3 (`b3`, `X-B3-TraceId`, `X-B3-SpanId`).
+    pub zipkin: bool,
 }
 
 /// `[route_services]`.

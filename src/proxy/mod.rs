@@ -1,5 +1,6 @@
 //! The request path, one module per stage, sharing one [`RequestContext`] (`context`) once the
-//! route is known. Request phase: request id (`request_id`) -> request rules
+//! route is known. Request phase: trace context and request id (`trace_context`,
+//! `request_id`) -> request rules
 //! (`request_check`) -> instance asked for (`instance`) -> route lookup (`lookup`) -> route
 //! service, first pass or return trip (`route_service`) -> sticky session (`sticky`) ->
 //! hop-by-hop cleanup (`hop_by_hop`) -> forwarding headers
@@ -28,6 +29,7 @@ mod retry;
 mod round_trip;
 mod route_service;
 mod sticky;
+mod trace_context;
 mod upgrade;
 
 pub use client::ClientConn;
@@ -52,6 +54,7 @@ use route_service::Passage;
 pub use route_service::RouteServices;
 use std::sync::Arc;
 use std::time::Duration;
+pub use trace_context::TraceSettings;
 
 /// Headers the router adds to a request on its way upstream (forwarding headers, request id
 /// and start, instance headers, `TE`).
@@ -75,6 +78,8 @@ pub struct ProxySettings {
     pub sticky_cookies: Vec<String>,
     /// Route services, when a secret is configured.
     pub route_services: Option<Arc<RouteServices>>,
+    /// Trace headers kept or started.
+    pub tracing: TraceSettings,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -119,11 +124,14 @@ impl Proxy {
     /// hand-written HTTP/1.1 server, already in memory (`Empty`, `Full`).
     pub async fn handle(
         &self,
-        req: Request<ProxyBody>,
+        mut req: Request<ProxyBody>,
         client: Arc<ClientConn>,
         active: ActiveRequest,
     ) -> Response<ProxyBody> {
-        let request_id = request_id::new_request_id();
+        let request_id = match self.settings.tracing.enabled() {
+            true => self.settings.tracing.apply(req.headers_mut()),
+            false => request_id::new_request_id(),
+        };
         let mut response = match self.forward(req, client, active, &request_id).await {
             Ok(response) => response,
             Err(error) => {

@@ -40,6 +40,17 @@ pub const X_CF_PROXY_SIGNATURE: HeaderName = HeaderName::from_static("x-cf-proxy
 /// `X-CF-Proxy-Metadata` (route services).
 pub const X_CF_PROXY_METADATA: HeaderName = HeaderName::from_static("x-cf-proxy-metadata");
 
+/// `traceparent` (W3C trace context).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `tracestate` (W3C trace context).
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+/// `b3` (Zipkin, single header).
+pub const B3: HeaderName = HeaderName::from_static("b3");
+/// `X-B3-TraceId` (Zipkin).
+pub const X_B3_TRACEID: HeaderName = HeaderName::from_static("x-b3-traceid");
+/// `X-B3-SpanId` (Zipkin).
+pub const X_B3_SPANID: HeaderName = HeaderName::from_static("x-b3-spanid");
+
 /// Which of the headers the router acts on (instance routing, route-service signatures) a
 /// request carries, found in one pass over its field names: looking each up would hash each
 /// name on every request, and almost no request has any of them.

@@ -10,6 +10,12 @@ pub fn new_request_id() -> HeaderValue {
     let mut bytes = fastrand::u128(..).to_be_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid(bytes)
+}
+
+/// 16 bytes in UUID form (`8-4-4-4-12` lower-case hex digits), as a sensitive header value:
+/// a request id taken from a trace id.
+pub fn uuid(bytes: [u8; 16]) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 36];
     let mut at = 0;

@@ -1,6 +1,7 @@
 //! What gorouter does for apps: sticky sessions (`JSESSIONID` + `__VCAP_ID__`), instance-targeted
 //! routing (`X-CF-App-Instance`, `X-CF-Process-Instance`), and routes with a route service bound
-//! answered 502 `route_service_unsupported` (never sent straight to the app).
+//! answered 502 `route_service_unsupported` when route services are off (never sent straight to
+//! the app), trace context (W3C and B3) kept across the router.
 
 use crate::support::*;
 use http::{Request, StatusCode};
@@ -237,4 +238,53 @@ async fn a_route_service_route_is_never_sent_straight_to_the_app() {
         "route_service_unsupported"
     );
     assert_eq!(backend.connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_request_keeps_its_trace_id_across_the_router() {
+    let backend = Backend::echo("app").await;
+    let traced = TestRouter::start(&format!(
+        "{BASE}\n[tracing]\nw3c = true\nzipkin = true\n{}",
+        route("trace.test", &[&backend])
+    ));
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let incoming = format!("00-{trace}-00f067aa0ba902b7-01");
+    let req = Request::get("/")
+        .header("host", "trace.test")
+        .header("traceparent", &incoming)
+        .header("tracestate", "congo=t61")
+        .body(full(""))
+        .unwrap();
+    let response = send(traced.http, req).await;
+    let request_id = response.headers()["x-vcap-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(request_id, "4bf92f35-77b3-4da6-a3ce-929d0e0e4736");
+    let echo = json_body(response).await;
+    let parent = &seen(&echo, "traceparent")[0];
+    assert!(
+        parent.starts_with(&format!("00-{trace}-")) && parent.ends_with("-01"),
+        "{parent}"
+    );
+    assert_ne!(*parent, incoming, "a new parent id for this hop");
+    let state = &seen(&echo, "tracestate")[0];
+    assert_eq!(*state, format!("switchyard={},congo=t61", &parent[36..52]));
+    assert_eq!(seen(&echo, "x-vcap-request-id"), [request_id]);
+    // B3 started for a request without one, on the same trace as its W3C context.
+    let echo = json_body(get(&traced, "trace.test", "/").await).await;
+    let b3_trace = &seen(&echo, "x-b3-traceid")[0];
+    assert_eq!(b3_trace.len(), 32);
+    assert_eq!(&seen(&echo, "traceparent")[0][3..35], b3_trace.as_str());
+
+    // Off (the default): trace headers pass through untouched, none is started.
+    let plain = TestRouter::with_routes(&route("trace.test", &[&backend]));
+    let req = Request::get("/")
+        .header("host", "trace.test")
+        .header("traceparent", &incoming)
+        .body(full(""))
+        .unwrap();
+    let echo = json_body(send(plain.http, req).await).await;
+    assert_eq!(seen(&echo, "traceparent"), [incoming]);
+    assert!(seen(&echo, "x-b3-traceid").is_empty());
 }
