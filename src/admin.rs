@@ -3,11 +3,11 @@
 //! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
 
 use crate::body::ProxyBody;
+use crate::clock::now_ms;
 use crate::health::{PassiveHealth, Standing};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::registry::{Change, MessageError, Registry, RegistryMessage, parse_messages};
-use crate::routing::now_ms;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;

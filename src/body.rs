@@ -1,7 +1,7 @@
 //! The one body type the router sends and receives: empty, a fixed message, a client's request
 //! body on its way upstream, or a backend's response body on its way to the client.
 
-use crate::proxy::deadline::Deadline;
+use crate::deadline::Deadline;
 use crate::upstream::{ResponseBody, ResponseLease};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};

@@ -1,15 +1,24 @@
 //! switchyard: an HTTP reverse proxy and load balancer.
 //!
-//! The request path, in the order a request meets it:
-//! [`server`] (accept, TLS, HTTP/1.1 (hand-written for plain requests, hyper for the rest) +
-//! HTTP/2 (hand-written)) -> [`proxy`] (request id, hop-by-hop and forwarding headers, route lookup, round trip
-//! with retries, response) -> [`balance`] (endpoint choice, skipping unhealthy endpoints) ->
-//! [`upstream`] (pooled backend connections, the hand-written HTTP/1.1 client) -> [`body`]
-//! (streaming). [`http1`] holds the wire helpers both hand-written HTTP/1.1 sides share,
-//! [`http2`] the HTTP/2 server's (frames, HPACK);
-//! [`memory`] the allocator glue, [`target`] what names a backend. The route model lives in [`routing`]; the [`registry`] feeds it
-//! (config file, admin API, expiry); [`health`] tracks endpoints; [`config`] reads the TOML
-//! file; [`router`] ties it together.
+//! The request path, in the order a request meets it: [`server`] (accept, TLS, HTTP/1.1
+//! (hand-written for plain requests, hyper for the rest) + HTTP/2 (hand-written)) -> [`proxy`]
+//! (one stage per file on a per-request context: trace context, request rules, instance
+//! routing, route lookup, route services, sticky sessions, headers, round trip with retries,
+//! response) -> [`balance`] (endpoint choice) -> [`upstream`] (pooled backend connections, the
+//! hand-written HTTP/1.1 client).
+//!
+//! Modules depend one way, from the bottom up:
+//! - helpers: [`clock`], [`config`] (the TOML file and the values it names: durations, route
+//!   URIs, hash keys), [`target`] (what names a backend), [`tls`], [`deadline`],
+//!   [`conn_state`], [`lifecycle`], [`memory`], [`http1`] and [`http2`] (wire helpers),
+//!   [`route_service`] (signatures);
+//! - [`health`] (per-backend state and pure decisions) -> [`routing`] (the route model and
+//!   table) -> [`balance`] -> [`registry`] (sources feeding the table) -> [`metrics`] ->
+//!   [`upstream`] -> [`checker`] (active health checks), [`proxy`] -> [`server`] -> [`admin`],
+//!   [`router`] (ties it together).
+//!
+//! [`body`] is the exception: the one body type that crosses the layers (client bodies into
+//! the upstream client, backend bodies out through the server) names the body types of both.
 //!
 //! Embedding: build a [`config::Config`] (for example with [`config::Config::from_toml`]) and
 //! call [`RunningRouter::start`], or [`RunningRouter::builder`] to plug in your own
@@ -18,8 +27,12 @@
 pub mod admin;
 pub mod balance;
 pub mod body;
+pub mod checker;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod conn_state;
+pub mod deadline;
 pub mod demo;
 pub mod health;
 pub mod http1;

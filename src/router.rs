@@ -3,8 +3,9 @@
 //! `RunningRouter::builder(config)` to plug in your own registry or route extractor.
 
 use crate::admin;
+use crate::checker;
 use crate::config::Config;
-use crate::health::{self, EjectionPolicy};
+use crate::health::EjectionPolicy;
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::proxy::{
@@ -193,7 +194,7 @@ impl RunningRouter {
             backend_tls.clone(),
             Arc::new(Metrics::default()),
         );
-        chores.push(health::spawn_checker(registry.clone(), probes)?);
+        chores.push(checker::spawn_checker(registry.clone(), probes)?);
         let upstream = Upstream::new(upstream_settings, backend_tls, metrics.clone());
         let proxy = Arc::new(Proxy::new(
             registry.clone(),

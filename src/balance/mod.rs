@@ -5,14 +5,9 @@
 //! request at a time, its probe ([`ProbeClaim`]). When every candidate is unhealthy it fails
 //! open: a pool is never emptied by ejection.
 
-mod hash_key;
-mod maglev;
-
-pub use hash_key::HashKey;
-pub use maglev::{Maglev, fnv1a};
-
+use crate::clock::now_ms;
 use crate::config::BalancerKind;
-use crate::routing::{Endpoint, Route, now_ms};
+use crate::routing::{Endpoint, Route};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

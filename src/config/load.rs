@@ -1,8 +1,8 @@
 //! Reading a config file: TOML syntax and types via serde (with the failing key's path),
 //! then checks that need several keys at once. Every error names file, line and key.
 
+use super::RouteUri;
 use super::{BalancerKind, Config};
-use crate::routing::RouteUri;
 use crate::tls::load_certified_key;
 use std::collections::HashSet;
 use std::fmt;

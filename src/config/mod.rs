@@ -3,13 +3,15 @@
 
 mod backend;
 mod duration;
+mod hash_key;
 mod load;
+mod route_uri;
 
 pub use backend::BackendConfig;
 pub use duration::ConfigDuration;
+pub use hash_key::{HashKey, fnv1a};
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
-
-use crate::balance::HashKey;
+pub use route_uri::{HostPattern, RouteUri};
 
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -1,20 +1,21 @@
-//! Endpoint health: passive ejection after failures (`passive`), response latency for the P2C
-//! balancer (`latency`), and optional active checks per route (`active`). The state of one
+//! Endpoint health, as state and pure decisions (the request path and the active checker,
+//! `checker`, feed it): passive ejection after failures (`passive`), response latency
+//! for the P2C balancer (`latency`), the active-check streak (`probe`). The state of one
 //! backend (its [`Target`](crate::target::Target)) is one [`EndpointHealth`], shared through the
 //! [`HealthBook`] by every route that uses the backend and kept across route-table snapshots:
 //! a backend learned dead on one route is skipped on all of them.
 
-mod active;
 mod book;
 mod latency;
 mod passive;
+mod probe;
 
-pub use active::{ProbeState, spawn_checker};
 pub use book::HealthBook;
 pub use latency::PeakEwma;
 pub use passive::{EjectionPolicy, Failure, PassiveHealth, Standing};
+pub use probe::ProbeState;
 
-use crate::routing::now_ms;
+use crate::clock::now_ms;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the router knows about a backend's health.

@@ -6,10 +6,11 @@
 //! counted.
 
 use crate::balance::ProbeClaim;
+use crate::clock::now_ms;
 use crate::health::{EjectionPolicy, Failure};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::routing::{Endpoint, Route, now_ms};
+use crate::routing::{Endpoint, Route};
 use std::fmt::Display;
 use std::sync::atomic::Ordering;
 

@@ -1,4 +1,4 @@
-//! The request path, one module per stage, sharing one [`RequestContext`] (`context`) once the
+//! The request path, one module per stage, sharing one `RequestContext` (`context`) once the
 //! route is known. Request phase: trace context and request id (`trace_context`,
 //! `request_id`) -> request rules
 //! (`request_check`) -> instance asked for (`instance`) -> route lookup (`lookup`) -> route
@@ -13,7 +13,6 @@
 mod body_limit;
 mod client;
 mod context;
-pub(crate) mod deadline;
 mod endpoint_health;
 mod error;
 mod forwarded;
@@ -40,11 +39,11 @@ pub use retry::RetryBudget;
 pub use round_trip::RetrySettings;
 
 use crate::body::ProxyBody;
+use crate::conn_state::ActiveRequest;
 use crate::health::EjectionPolicy;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{self, Route};
-use crate::server::ActiveRequest;
 use crate::upstream::Upstream;
 use crate::upstream::UpstreamError;
 use context::RequestContext;

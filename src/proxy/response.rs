@@ -4,7 +4,7 @@
 use super::hop_by_hop;
 use super::round_trip::Sent;
 use crate::body::{ProxyBody, UpstreamBody};
-use crate::server::ActiveRequest;
+use crate::conn_state::ActiveRequest;
 use crate::upstream::ResponseLease;
 use http::Response;
 use tokio::time::Instant;

@@ -194,12 +194,12 @@ impl RetryBudget {
 
     /// A thread's starting tokens: one second of the floor.
     fn initial(&self) -> (f64, u64) {
-        (f64::from(self.min_per_second), crate::routing::now_ms())
+        (f64::from(self.min_per_second), crate::clock::now_ms())
     }
 
     /// Takes one retry if the budget allows it.
     pub fn withdraw(&self) -> bool {
-        let now = crate::routing::now_ms();
+        let now = crate::clock::now_ms();
         TOKENS.with(|tokens| {
             let (balance, refilled) = tokens.get().unwrap_or_else(|| self.initial());
             let floor =

@@ -4,15 +4,15 @@
 //! one is set, the attempt timeout.
 
 use super::context::RequestContext;
-use super::deadline::Deadline;
 use super::endpoint_health::HealthReport;
 use super::retry::{self, Decision, Outcome, Replay, RetryBudget};
 use super::{ProxyError, forwarded};
 use crate::balance::{self, Attempts, PickError};
 use crate::body::ProxyBody;
+use crate::clock::now_ms;
 use crate::config::BalancerKind;
+use crate::deadline::Deadline;
 use crate::metrics::Metrics;
-use crate::routing::now_ms;
 use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, Upstream, UpstreamError};
 use http::{Request, Response};
 use std::pin::Pin;

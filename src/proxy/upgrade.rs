@@ -4,7 +4,7 @@
 use super::round_trip::Sent;
 use super::{ClientConn, ProxyError, hop_by_hop, response};
 use crate::body::ProxyBody;
-use crate::server::ActiveRequest;
+use crate::conn_state::ActiveRequest;
 use crate::upstream::UpstreamError;
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderValue, Response, StatusCode};

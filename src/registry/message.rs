@@ -3,7 +3,7 @@
 //! registry changes. Unknown fields are ignored, as gorouter does.
 
 use super::{Change, Registration};
-use crate::balance::HashKey;
+use crate::config::HashKey;
 use crate::config::{BalancerKind, UpstreamProtocol};
 use crate::routing::{EndpointSpec, RouteOptions, RouteUri, or_address};
 use serde::Deserialize;

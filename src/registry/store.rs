@@ -8,12 +8,13 @@
 //! Refreshing an unchanged endpoint only renews its lease and publishes nothing.
 
 use super::{Applied, Change, Registration, Registry, StaticRoute};
-use crate::balance::HashKey;
+use crate::clock::now_ms;
 use crate::config::BalancerKind;
+use crate::config::HashKey;
 use crate::health::HealthBook;
 use crate::routing::{
     Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Route, RouteOptions, RouteTable,
-    RouteUri, now_ms,
+    RouteUri,
 };
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;

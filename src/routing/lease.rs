@@ -1,15 +1,9 @@
 //! Leases of registered endpoints: a time to live, refreshed by each identical registration and
 //! checked by the pruner. Refreshing is one atomic store, so heartbeats never rebuild the table.
 
-use std::sync::OnceLock;
+use crate::clock::now_ms;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-/// Milliseconds since the first call (a monotonic clock that fits in an atomic).
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
+use std::time::Duration;
 
 /// How long a registered endpoint lives unless refreshed.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! A route (uri + options) and its pool of endpoints.
 
-use super::{Lease, RouteUri};
-use crate::balance::{HashKey, Maglev};
+use super::{Lease, Maglev, RouteUri};
+use crate::config::HashKey;
 use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
 use crate::health::EndpointHealth;
 use crate::target::{Target, Trust};

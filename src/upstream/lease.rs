@@ -2,8 +2,8 @@
 //! in-flight counts (endpoint and client connection) to release when it ends.
 
 use super::pool::Pooled;
+use crate::conn_state::ActiveRequest;
 use crate::routing::Endpoint;
-use crate::server::ActiveRequest;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

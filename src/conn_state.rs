@@ -1,17 +1,13 @@
 //! Per-client-connection bookkeeping for timeouts: requests in flight, when the connection went
 //! idle, and when a new request head started arriving. `TrackedIo` feeds it from socket reads.
 
+use crate::clock::now_ms;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-fn now_ms() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
-}
 
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 

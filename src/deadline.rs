@@ -5,7 +5,7 @@
 //! to the later deadline in place (tokio extends a registered timer without touching the
 //! wheel), so a busy worker keeps a handful of timers registered and re-aims them. A spare
 //! keeps the waker of the task that polled it last (so that task's allocation) until it is
-//! reused or its deadline passes: at most [`SPARES`] per thread.
+//! reused or its deadline passes: at most `SPARES` per thread.
 
 use std::cell::RefCell;
 use std::pin::Pin;

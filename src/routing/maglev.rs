@@ -4,6 +4,8 @@
 //! minimum share of keys. Endpoints are identified by instance id, so a restart on another
 //! address keeps its keys.
 
+use crate::config::fnv1a;
+
 /// Table size: a prime, the same for every pool size (a key's slot must not move when an
 /// endpoint is added). Maglev moves close to the minimum share of keys only when the table is
 /// much larger than the pool: at 4093 slots adding an 11th endpoint moved 10.1% of keys, at
@@ -12,16 +14,6 @@ const SIZE: usize = 65521;
 
 /// Marks a free slot while filling; pools beyond this many endpoints hash over the first ones.
 const FREE: u16 = u16::MAX;
-
-/// FNV-1a, 64 bit: stable across processes and versions, so every router maps a key alike.
-pub fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ seed;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
 
 /// A Maglev lookup table over a pool's endpoints (by their index in the pool).
 #[derive(Debug, Clone, PartialEq, Eq)]

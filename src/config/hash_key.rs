@@ -1,10 +1,19 @@
 //! What the hash balancer hashes: a request header or a cookie (`header:<name>` or
 //! `cookie:<name>` in the config file).
 
-use super::maglev::fnv1a;
 use http::header::{COOKIE, HeaderMap, HeaderName};
 use serde::Deserialize;
 use std::fmt;
+
+/// FNV-1a, 64 bit: stable across processes and versions, so every router maps a key alike.
+pub fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ seed;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
 
 /// The request value that picks an endpoint under the hash balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
