@@ -334,23 +334,7 @@ async fn grpc_unary_and_streaming_through_h2c_and_tls() {
         String::from_utf8_lossy(&probe.stderr)
     );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py");
-    let mut server = tokio::process::Command::new(&python)
-        .args([script, "server"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = tokio::io::BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
-    )
-    .await
-    .expect("grpc server starts")
-    .unwrap();
-    let port: u16 = line.trim().parse().unwrap();
+    let (mut server, port) = python_server(&[script, "server"]).await;
 
     let pki = TestPki::new();
     let router = https_router(

@@ -6,7 +6,6 @@
 use crate::process::free_port;
 use crate::support::*;
 use http::{Request, StatusCode};
-use std::time::Duration;
 
 const SECRET: &str = "route-service-secret";
 const SCRIPT: &str = concat!(
@@ -23,23 +22,9 @@ async fn start_route_service(router_port: u16, pki: &TestPki) -> (tokio::process
         "{python} cannot import cryptography; run scripts/test.sh (it installs it)"
     );
     let (cert, key) = pki.leaf("route-service", &["localhost"]);
-    let mut child = tokio::process::Command::new(&python)
-        .args([SCRIPT, "serve", &router_port.to_string(), SECRET])
-        .args([&cert, &key])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
-    )
-    .await
-    .expect("the route service starts")
-    .unwrap();
-    (child, line.trim().parse().unwrap())
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let port = router_port.to_string();
+    python_server(&[SCRIPT, "serve", &port, SECRET, cert, key]).await
 }
 
 /// A signature made by the test's route-service code for `url`, `seconds_ago`.

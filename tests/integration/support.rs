@@ -382,6 +382,32 @@ pub fn python() -> String {
     "python3".to_string()
 }
 
+/// Starts a Python helper (`python() args`) that prints its port as its first line; the
+/// process (killed when dropped; its stdin is a pipe, closed when dropped) and the port.
+pub async fn python_server(args: &[&str]) -> (tokio::process::Child, u16) {
+    let mut child = tokio::process::Command::new(python())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{args:?} printed no port within 20 s"))
+    .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{args:?} printed {line:?}"));
+    (child, port)
+}
+
 /// One HTTP/1.1 keep-alive connection, for tests that send several requests on it.
 pub struct KeepAlive(hyper::client::conn::http1::SendRequest<TestBody>);
 
