@@ -133,3 +133,79 @@ async fn a_real_route_service_sees_every_request_and_the_app_never_sees_the_sign
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_validation_checks_stray_signatures_on_other_routes() {
+    let app = Backend::echo("app").await;
+    let router = TestRouter::start(&format!(
+        "{BASE}\n[route_services]\nsecret = \"{SECRET}\"\nstrict_signature_validation = true\n{}",
+        route("plain.test", &[&app])
+    ));
+    let url = "https://plain.test/";
+    let fresh = python_signature(SECRET, url, 0).await;
+    let expired = python_signature(SECRET, url, 120).await;
+    let forged = python_signature("another-secret", url, 0).await;
+    for (name, (signature, metadata), status, error) in [
+        ("valid", fresh, 200, None),
+        (
+            "expired",
+            expired,
+            504,
+            Some("expired_route_service_signature"),
+        ),
+        (
+            "forged",
+            forged,
+            400,
+            Some("invalid_route_service_signature"),
+        ),
+    ] {
+        let req = Request::get("/")
+            .header("host", "plain.test")
+            .header("x-cf-proxy-signature", signature)
+            .header("x-cf-proxy-metadata", metadata)
+            .body(full(""))
+            .unwrap();
+        let response = send(router.http, req).await;
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let got = response.headers().get("x-cf-routererror");
+        assert_eq!(got.map(|v| v.to_str().unwrap()), error, "{name}");
+    }
+    // Without strict validation a stray signature is the app's business (as gorouter).
+    let lax = TestRouter::start(&format!(
+        "{BASE}\n[route_services]\nsecret = \"{SECRET}\"\n{}",
+        route("plain.test", &[&app])
+    ));
+    let req = Request::get("/")
+        .header("host", "plain.test")
+        .header("x-cf-proxy-signature", "garbage")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(send(lax.http, req).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_to_a_route_service_route_can_be_refused() {
+    let app = Backend::echo("app").await;
+    let router = TestRouter::start(&format!(
+        "{BASE}\n[route_services]\nsecret = \"{SECRET}\"\nwebsockets = false\n\
+         [[route]]\nuri = \"ws.test\"\nbackends = [\"{}\"]\n\
+         route_service_url = \"https://localhost:1/check\"\n",
+        app.addr
+    ));
+    let req = Request::get("/chat")
+        .header("host", "ws.test")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(full(""))
+        .unwrap();
+    let response = send(router.http, req).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()["x-cf-routererror"],
+        "route_service_unsupported"
+    );
+    assert_eq!(app.connections(), 0);
+}
