@@ -4,8 +4,9 @@
 //! passing loose arguments.
 
 use super::ClientConn;
+use super::route_service::Passage;
 use crate::balance::Affinity;
-use crate::routing::Route;
+use crate::routing::{Endpoint, Route};
 use http::HeaderValue;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -25,6 +26,11 @@ pub struct RequestContext {
     /// The sticky session it carried: the instance id in its `__VCAP_ID__`, when it also
     /// carried an application session cookie.
     pub sticky_instance: Option<String>,
+    /// Where the route-service stage sends it.
+    pub passage: Passage,
+    /// The endpoint whose response the client gets (`None` for a route service's answer or
+    /// before the response phase).
+    pub served_by: Option<Arc<Endpoint>>,
 }
 
 impl RequestContext {
@@ -42,6 +48,8 @@ impl RequestContext {
             deadline,
             affinity: Affinity::None,
             sticky_instance: None,
+            passage: Passage::Direct,
+            served_by: None,
         }
     }
 }

@@ -181,7 +181,7 @@ impl Proxy {
             let host = routing::request_host(&parts).unwrap_or_default();
             instance::apply(&mut ctx, wanted, &host)?;
         }
-        let passage = route_service::check(
+        ctx.passage = route_service::check(
             &ctx,
             &mut parts,
             cf_fields.signature,
@@ -189,7 +189,7 @@ impl Proxy {
             self.settings.route_services.as_deref(),
             |host, path| self.registry.lookup(host, path),
         )?;
-        if !matches!(passage, Passage::ToService(_)) {
+        if !matches!(ctx.passage, Passage::ToService(_)) {
             sticky::read(&mut ctx, &parts.headers, &self.settings.sticky_cookies);
         }
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
@@ -233,7 +233,7 @@ impl Proxy {
         };
         let mut req = Request::from_parts(parts, body);
         let deadline = upgrade.is_none().then_some(ctx.deadline);
-        let sent = match (&passage, self.settings.route_services.as_deref()) {
+        let sent = match (&ctx.passage, self.settings.route_services.as_deref()) {
             (Passage::ToService(service), Some(services)) => {
                 route_service::address_to_service(&mut req, service);
                 let sending = route_service::send(&self.upstream, services, service, &mut req);
@@ -261,15 +261,12 @@ impl Proxy {
                 .headers_mut()
                 .remove(names::X_CF_PROXY_SIGNATURE);
         }
-        if let Some(in_flight) = &sent.in_flight {
-            let served_by = in_flight.endpoint().clone();
-            sticky::write(
-                &ctx,
-                sent.response.headers_mut(),
-                &served_by,
-                &self.settings.sticky_cookies,
-            );
-        }
+        ctx.served_by = sent.in_flight.as_ref().map(|f| f.endpoint().clone());
+        sticky::write(
+            &ctx,
+            sent.response.headers_mut(),
+            &self.settings.sticky_cookies,
+        );
         match (upgrade, client_upgrade) {
             (Some(protocol), Some(client_upgrade)) => {
                 let deadline = ctx.deadline;

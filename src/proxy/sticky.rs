@@ -8,7 +8,6 @@
 
 use super::context::RequestContext;
 use crate::balance::Affinity;
-use crate::routing::Endpoint;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 
@@ -44,13 +43,12 @@ pub fn read(ctx: &mut RequestContext, headers: &HeaderMap, cookie_names: &[Strin
     ctx.sticky_instance = Some(instance.to_owned());
 }
 
-/// Response phase: adds the `__VCAP_ID__` cookie for `served_by` when the session needs one.
-pub fn write(
-    ctx: &RequestContext,
-    headers: &mut HeaderMap,
-    served_by: &Endpoint,
-    cookie_names: &[String],
-) {
+/// Response phase: adds the `__VCAP_ID__` cookie for the endpoint that answered when the
+/// session needs one (never for a route service's answer).
+pub fn write(ctx: &RequestContext, headers: &mut HeaderMap, cookie_names: &[String]) {
+    let Some(served_by) = &ctx.served_by else {
+        return;
+    };
     if cookie_names.is_empty() {
         return;
     }
