@@ -35,6 +35,8 @@ pub struct AdminState {
     pub lifecycle: Arc<Lifecycle>,
     /// Bearer token; empty = no authentication.
     pub token: String,
+    /// `/health` answers without the token.
+    pub health_without_token: bool,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -104,21 +106,79 @@ fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
         .is_some_and(|token| token == state.token)
 }
 
+/// The admin endpoints: path, methods, what it is (for the index at `/`).
+const ENDPOINTS: [(&str, &str, &str); 6] = [
+    ("/", "GET, HEAD", "this list"),
+    ("/health", "GET, HEAD", "200 ok, or 503 while draining"),
+    (
+        "/routes",
+        "GET, HEAD",
+        "the route table with each endpoint's state",
+    ),
+    ("/metrics", "GET, HEAD", "Prometheus text"),
+    (
+        "/routes/register",
+        "POST",
+        "register endpoints (registration JSON, one or an array)",
+    ),
+    (
+        "/routes/unregister",
+        "POST",
+        "unregister endpoints (the same JSON)",
+    ),
+];
+
 async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
-    if !authorized(state, &req) {
-        return error_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    let path = req.uri().path().to_owned();
+    let Some(&(_, allowed, _)) = ENDPOINTS.iter().find(|(p, _, _)| *p == path) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no admin endpoint at {path} (GET / lists them)"),
+        );
+    };
+    let public = path == "/health" && state.health_without_token;
+    if !public && !authorized(state, &req) {
+        let mut response =
+            error_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"switchyard admin\""),
+        );
+        return response;
     }
-    match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/health") => health(state),
-        (Method::GET, "/routes") => json_response(StatusCode::OK, &routes(state)),
-        (Method::POST, "/routes/register") => {
+    // HEAD is GET without the body (the HTTP layer leaves the body out).
+    let method = match *req.method() {
+        Method::HEAD => Method::GET,
+        ref method => method.clone(),
+    };
+    if !allowed.split(", ").any(|m| m == method.as_str()) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{path} takes {allowed}"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        return response;
+    }
+    match path.as_str() {
+        "/" => {
+            let list: serde_json::Map<String, Value> = ENDPOINTS
+                .iter()
+                .map(|(path, methods, what)| {
+                    (path.to_string(), json!(format!("{methods}: {what}")))
+                })
+                .collect();
+            json_response(StatusCode::OK, &Value::Object(list))
+        }
+        "/health" => health(state),
+        "/routes" => json_response(StatusCode::OK, &routes(state)),
+        "/routes/register" => {
             let stale_threshold = state.stale_threshold;
             change_routes(state, req, |m| m.registrations(stale_threshold)).await
         }
-        (Method::POST, "/routes/unregister") => {
-            change_routes(state, req, RegistryMessage::removals).await
-        }
-        (Method::GET, "/metrics") => {
+        "/routes/unregister" => change_routes(state, req, RegistryMessage::removals).await,
+        "/metrics" => {
             let text = state
                 .metrics
                 .render(&state.registry.snapshot(), &state.lifecycle);
@@ -129,16 +189,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBod
             );
             response
         }
-        (_, "/health" | "/routes" | "/metrics") => {
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "use GET on this path")
-        }
-        (_, "/routes/register" | "/routes/unregister") => {
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "use POST on this path")
-        }
-        (_, path) => error_response(
-            StatusCode::NOT_FOUND,
-            &format!("no admin endpoint at {path}"),
-        ),
+        _ => error_response(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
 
@@ -184,6 +235,10 @@ async fn change_routes(
     match converted {
         Ok(changes) => {
             let applied = state.registry.apply(changes);
+            let (added, updated, removed) = (applied.added, applied.updated, applied.removed);
+            if added + updated + removed > 0 {
+                tracing::info!(added, updated, removed, "routes changed over the admin API");
+            }
             json_response(StatusCode::OK, &json!(applied))
         }
         Err(error) => {

@@ -13,8 +13,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
 
-/// Runs the demo; `port` is the router's HTTP port (the admin API takes `port + 2`).
+/// The demo's admin port: two above the HTTP port, or two below it at the top of the range
+/// (65535 + 2 would wrap to port 1).
+fn admin_port(port: u16) -> u16 {
+    port.checked_add(2).unwrap_or(port - 2)
+}
+
+/// Runs the demo; `port` is the router's HTTP port (the admin API takes [`admin_port`]).
 pub fn run(port: u16) -> ExitCode {
+    let admin = admin_port(port);
     let backends = match start_backends(3) {
         Ok(backends) => backends,
         Err(error) => {
@@ -48,7 +55,6 @@ balancer = "least-connections"
 uri = "*.apps.localhost"
 backends = [{first}]
 "#,
-        admin = port + 2,
         all = list(&backends),
         first = list(&backends[..1]),
     );
@@ -74,7 +80,6 @@ backends = [{first}]
          curl -i -H 'Host: new.localhost' http://127.0.0.1:{port}/  # ... and it serves at once\n  \
          curl -s http://127.0.0.1:{admin}/metrics               # Prometheus counters\n\n\
          Ctrl-C stops it.",
-        admin = port + 2,
         first = backends[0].port(),
     );
     serve_until_signalled(config, None)
@@ -134,4 +139,17 @@ fn answer(n: usize, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         header("x-vcap-request-id"),
     );
     Response::new(Full::new(Bytes::from(text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_port_stays_in_range() {
+        assert_eq!(admin_port(8080), 8082);
+        assert_eq!(admin_port(65533), 65535);
+        assert_eq!(admin_port(65534), 65532);
+        assert_eq!(admin_port(65535), 65533);
+    }
 }

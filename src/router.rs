@@ -228,7 +228,11 @@ impl RunningRouter {
                     registry: registry.clone(),
                     stale_threshold: config.registry.stale_threshold.0,
                     lifecycle: lifecycle.clone(),
-                    token: config.admin.token.clone(),
+                    token: config
+                        .admin
+                        .effective_token(|p| config.resolve(p))
+                        .unwrap_or_default(),
+                    health_without_token: config.admin.health_without_token,
                     metrics: metrics.clone(),
                 },
             )?),

@@ -200,6 +200,19 @@ fn check(config: &Config) -> Vec<ConfigError> {
             );
         }
     }
+    if !config.admin.token.is_empty() && config.admin.token_file.is_some() {
+        push(
+            key_line(text, "token_file"),
+            "admin.token_file".into(),
+            "set token or token_file, not both".into(),
+        );
+    } else if let Err(e) = config.admin.effective_token(|p| config.resolve(p)) {
+        push(
+            key_line(text, "token_file"),
+            "admin.token_file".into(),
+            format!("cannot read it: {e}"),
+        );
+    }
     let ca_files = [
         (
             "backend_ca_file",
@@ -442,5 +455,22 @@ route_service_url = ""
         let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["route[0].route_service_url"]);
+    }
+
+    #[test]
+    fn admin_token_from_one_place() {
+        let both = "[admin]\ntoken = \"a\"\ntoken_file = \"t\"\n";
+        let errors = load_str(both, Path::new("t.toml")).unwrap_err().0;
+        assert_eq!(
+            (errors[0].key.as_str(), errors[0].line),
+            ("admin.token_file", 3)
+        );
+        let missing = "[admin]\ntoken_file = \"/nonexistent/token\"\n";
+        let errors = load_str(missing, Path::new("t.toml")).unwrap_err().0;
+        assert!(
+            errors[0].message.starts_with("cannot read it"),
+            "{}",
+            errors[0].message
+        );
     }
 }

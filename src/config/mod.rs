@@ -171,11 +171,46 @@ impl Default for ServerConfig {
 }
 
 /// `[admin]`: admin API settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Bearer token required on every admin request when non-empty.
+    /// Bearer token required on admin requests when non-empty.
     pub token: String,
+    /// A file holding the token (its first line), instead of `token`.
+    pub token_file: Option<PathBuf>,
+    /// `/health` answers without the token (load balancers' probes cannot send one).
+    pub health_without_token: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: String::new(),
+            token_file: None,
+            health_without_token: true,
+        }
+    }
+}
+
+/// The environment variable that holds the admin token when the config gives none.
+pub const ADMIN_TOKEN_VAR: &str = "SWITCHYARD_ADMIN_TOKEN";
+
+impl AdminConfig {
+    /// The token in effect: `token`, else the first line of `token_file` (a path relative to
+    /// the config file, resolved by `resolve`), else `$SWITCHYARD_ADMIN_TOKEN`; empty = none.
+    pub fn effective_token(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> std::io::Result<String> {
+        if !self.token.is_empty() {
+            return Ok(self.token.clone());
+        }
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(resolve(path))?;
+            return Ok(text.lines().next().unwrap_or("").trim().to_owned());
+        }
+        Ok(std::env::var(ADMIN_TOKEN_VAR).unwrap_or_default())
+    }
 }
 
 /// Load-balancing algorithm names accepted in config and registration messages.

@@ -1,4 +1,5 @@
-//! The admin API: `/health`, `/routes`, `/metrics`, bearer token, JSON errors.
+//! The admin API: `/health`, `/routes`, `/metrics`, the index, bearer token (also from a file;
+//! `/health` open by default), HEAD, `Allow` on 405, `WWW-Authenticate` on 401, JSON errors.
 
 use crate::support::*;
 use http::{Request, StatusCode};
@@ -76,4 +77,82 @@ async fn token_and_json_errors() {
     let (status, body) = admin_get(&router, "/nope", Some("s3cret")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("\"error\""), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_without_the_token_head_allow_and_www_authenticate() {
+    let dir = temp_dir("admin-token");
+    std::fs::write(dir.join("token"), "from-file\n").unwrap();
+    let config = dir.join("switchyard.toml");
+    let toml = format!("{BASE}[admin]\ntoken_file = \"token\"\n");
+    std::fs::write(&config, &toml).unwrap();
+    let config = switchyard::config::load_file(&config).unwrap();
+    let router = TestRouter::start_config(config);
+    let request = |method: &str, path: &str, token: Option<&str>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "admin");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        send(router.admin, req.body(full("")).unwrap())
+    };
+    // A load balancer's probe needs no token, and may use HEAD.
+    let health = request("GET", "/health", None).await;
+    assert_eq!(health.status(), StatusCode::OK);
+    let head = request("HEAD", "/health", None).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(text(head).await.is_empty());
+    // Everything else needs the token from the file, and says how to give it.
+    let denied = request("GET", "/routes", None).await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        denied.headers()["www-authenticate"],
+        "Bearer realm=\"switchyard admin\""
+    );
+    assert_eq!(
+        request("HEAD", "/routes", Some("from-file")).await.status(),
+        StatusCode::OK
+    );
+    // Wrong methods: 405 with Allow.
+    for (method, path, allow) in [
+        ("POST", "/health", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+        ("GET", "/routes/register", "POST"),
+    ] {
+        let response = request(method, path, Some("from-file")).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
+    // The index lists the endpoints.
+    let index = json_body(request("GET", "/", Some("from-file")).await).await;
+    for path in [
+        "/health",
+        "/routes",
+        "/metrics",
+        "/routes/register",
+        "/routes/unregister",
+    ] {
+        assert!(index[path].is_string(), "{index}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_can_require_the_token_too() {
+    let router = TestRouter::start(&format!(
+        "{BASE}[admin]\ntoken = \"s3cret\"\nhealth_without_token = false\n"
+    ));
+    assert_eq!(
+        admin_get(&router, "/health", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        admin_get(&router, "/health", Some("s3cret")).await.0,
+        StatusCode::OK
+    );
 }
