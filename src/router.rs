@@ -238,10 +238,11 @@ impl RunningRouter {
             )?),
             None => None,
         };
+        let shown = |address: Option<SocketAddr>| address.map_or("off".into(), |a| a.to_string());
         tracing::info!(
-            http = ?http_addr,
-            https = ?https_addr,
-            admin = ?admin_addr,
+            http = %shown(http_addr),
+            https = %shown(https_addr),
+            admin = %shown(admin_addr),
             workers,
             routes = config.routes.len(),
             "switchyard is serving"
