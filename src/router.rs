@@ -138,7 +138,7 @@ impl RunningRouter {
             None => Vec::new(),
         };
         let https = match &config.listen.https {
-            Some(address) => bind_shared("listen.https", *address.get_ref(), workers)?,
+            Some(address) => bind_shared("listen.https", address.get_ref().0, workers)?,
             None => Vec::new(),
         };
         let acceptor = match &config.tls {

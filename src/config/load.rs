@@ -135,6 +135,13 @@ fn check(config: &Config) -> Vec<ConfigError> {
     };
     let at = |span: Range<usize>| line_of(text, span.start);
 
+    if config.listen.http.is_none() && config.listen.https.is_none() {
+        push(
+            key_line(text, "http"),
+            "listen.http".into(),
+            "no listener for clients: set listen.http or listen.https".into(),
+        );
+    }
     if let Some(https) = &config.listen.https {
         let has_certs = config.tls.as_ref().is_some_and(|t| !t.certs.is_empty());
         if !has_certs {
@@ -469,6 +476,29 @@ route_service_url = ""
         let errors = load_str(missing, Path::new("t.toml")).unwrap_err().0;
         assert!(
             errors[0].message.starts_with("cannot read it"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn listeners_take_short_forms_and_switch_off() {
+        let config = load_str(
+            "[listen]\nhttp = \":18080\"\nadmin = \"off\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.listen.http.unwrap().to_string(), "0.0.0.0:18080");
+        assert_eq!(config.listen.admin, None);
+        let errors = load_str("[listen]\nhttp = \"off\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .0;
+        assert_eq!((errors[0].line, errors[0].key.as_str()), (2, "listen.http"));
+        let errors = load_str("[listen]\nhttp = \"8080\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .0;
+        assert!(
+            errors[0].message.contains("\":port\""),
             "{}",
             errors[0].message
         );

@@ -4,12 +4,14 @@
 mod backend;
 mod duration;
 mod hash_key;
+mod listen;
 mod load;
 mod route_uri;
 
 pub use backend::BackendConfig;
 pub use duration::ConfigDuration;
 pub use hash_key::{HashKey, fnv1a};
+pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
 pub use route_uri::{HostPattern, RouteUri};
 
@@ -74,13 +76,13 @@ pub struct ConfigSource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
-    /// Plain HTTP/1.1 + h2c (prior knowledge).
-    #[serde(default = "default_http")]
+    /// Plain HTTP/1.1 + h2c (prior knowledge); `"off"` = none.
+    #[serde(default = "default_http", deserialize_with = "listen::optional")]
     pub http: Option<SocketAddr>,
     /// HTTPS with ALPN h2 + http/1.1; needs `[tls]`.
-    pub https: Option<Spanned<SocketAddr>>,
-    /// Admin API (`/health`, `/routes`, ...).
-    #[serde(default = "default_admin")]
+    pub https: Option<Spanned<ListenAddr>>,
+    /// Admin API (`/health`, `/routes`, ...); `"off"` = none.
+    #[serde(default = "default_admin", deserialize_with = "listen::optional")]
     pub admin: Option<SocketAddr>,
 }
 
