@@ -209,3 +209,44 @@ async fn websockets_to_a_route_service_route_can_be_refused() {
     );
     assert_eq!(app.connections(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_goes_through_the_route_service_and_on_to_the_app() {
+    use futures_util::{SinkExt, StreamExt};
+    let pki = TestPki::new();
+    let http = free_port();
+    let (mut service, service_port) = start_route_service(http, &pki).await;
+    let (app, closed) = ws_echo_backend().await;
+    let _router = TestRouter::start(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:0\"\n\
+         [route_services]\nsecret = \"{SECRET}\"\nca_file = \"{}\"\n\
+         [[route]]\nuri = \"/ws\"\nbackends = [\"{app}\"]\n\
+         route_service_url = \"https://localhost:{service_port}/check\"\n",
+        pki.ca().display()
+    ));
+    let (mut ws, response) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{http}/ws/chat"))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..3 {
+        let message = tokio_tungstenite::tungstenite::Message::text(format!("m{i}"));
+        ws.send(message).await.unwrap();
+        let reply = ws.next().await.unwrap().unwrap();
+        assert_eq!(reply.to_text().unwrap(), format!("echo:m{i}"));
+    }
+    ws.close(None).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), closed)
+        .await
+        .expect("the app saw the close")
+        .unwrap();
+    // The route service was on the way: without it, no WebSocket.
+    service.kill().await.unwrap();
+    let refused = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{http}/ws/chat")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        }
+        other => panic!("expected a 502, got {other:?}"),
+    }
+}

@@ -17,8 +17,10 @@ import http.client
 import http.server
 import json
 import os
+import socket
 import ssl
 import sys
+import threading
 import urllib.parse
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -86,6 +88,8 @@ def serve(router_port, secret, cert, key_file):
             if not datetime.timedelta(seconds=-5) <= age <= datetime.timedelta(seconds=60):
                 return self.reply(400, f"signature age {age}".encode())
             target = urllib.parse.urlsplit(url)
+            if self.headers.get("Upgrade"):
+                return self.relay_upgrade(target)
             headers = {name: value for name, value in self.headers.items()
                        if name.lower() not in ("host", "content-length", "connection")}
             headers["Host"] = target.netloc
@@ -98,6 +102,32 @@ def serve(router_port, secret, cert, key_file):
             passed = [(n, v) for n, v in answer.getheaders()
                       if n.lower() not in ("content-length", "transfer-encoding", "connection")]
             self.reply(answer.status, data, passed)
+
+        def relay_upgrade(self, target):
+            """An upgrade: the request goes back through the router as it came, then bytes
+            flow both ways until either side closes."""
+            back = socket.create_connection(("127.0.0.1", router_port))
+            path = target.path + ("?" + target.query if target.query else "")
+            lines = [f"{self.command} {path} HTTP/1.1", f"Host: {target.netloc}"]
+            lines += [f"{name}: {value}" for name, value in self.headers.items()
+                      if name.lower() != "host"]
+            back.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+            def pump(source, sink):
+                try:
+                    while data := source.recv(65536):
+                        sink.sendall(data)
+                except OSError:
+                    pass
+                for end in (source, sink):
+                    try:
+                        end.close()
+                    except OSError:
+                        pass
+
+            threading.Thread(target=pump, args=(back, self.connection), daemon=True).start()
+            pump(self.connection, back)
+            self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
