@@ -19,7 +19,7 @@ fn admin_port(port: u16) -> u16 {
     port.checked_add(2).unwrap_or(port - 2)
 }
 
-/// Runs the demo; `port` is the router's HTTP port (the admin API takes [`admin_port`]).
+/// Runs the demo; `port` is the router's HTTP port (the admin API takes two above it, or two below at the top of the range).
 pub fn run(port: u16) -> ExitCode {
     let admin = admin_port(port);
     let backends = match start_backends(3) {

@@ -11,14 +11,15 @@
 //! - helpers: [`clock`], [`config`] (the TOML file and the values it names: durations, route
 //!   URIs, hash keys), [`target`] (what names a backend), [`tls`], [`deadline`],
 //!   [`conn_state`], [`lifecycle`], [`memory`], [`http1`] and [`http2`] (wire helpers),
-//!   [`route_service`] (signatures);
+//!   [`route_service`] (signatures), [`body`];
 //! - [`health`] (per-backend state and pure decisions) -> [`routing`] (the route model and
 //!   table) -> [`balance`] -> [`registry`] (sources feeding the table) -> [`metrics`] ->
 //!   [`upstream`] -> [`checker`] (active health checks), [`proxy`] -> [`server`] -> [`admin`],
 //!   [`router`] (ties it together).
 //!
-//! [`body`] is the exception: the one body type that crosses the layers (client bodies into
-//! the upstream client, backend bodies out through the server) names the body types of both.
+//! [`body`] is a helper too: the one body type that crosses the layers (client bodies into the
+//! upstream client, backend bodies out through the server) holds the others' streamed bodies as
+//! trait objects, so it names neither.
 //!
 //! Embedding: build a [`config::Config`] (for example with [`config::Config::from_toml`]) and
 //! call [`RunningRouter::start`], or [`RunningRouter::builder`] to plug in your own

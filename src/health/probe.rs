@@ -1,6 +1,6 @@
 //! The active-check state of a backend: when it is probed next and its streak of results.
-//! `fall` failed probes in a row take it down, `rise` good ones bring it back (the checker in
-//! [`crate::checker`] runs the probes).
+//! `fall` failed probes in a row take it down, `rise` good ones bring it back (the active checker,
+//! `checker`, runs the probes).
 
 use crate::config::HealthCheck;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -3,9 +3,9 @@
 
 use super::hop_by_hop;
 use super::round_trip::Sent;
-use crate::body::{ProxyBody, UpstreamBody};
+use crate::body::ProxyBody;
 use crate::conn_state::ActiveRequest;
-use crate::upstream::ResponseLease;
+use crate::upstream::{ResponseLease, UpstreamBody};
 use http::Response;
 use tokio::time::Instant;
 

@@ -17,7 +17,6 @@ pub use admission::{Admission, Admitted, Refused};
 pub use connection::{ConnContext, PARK_AFTER, ServeSettings, serve};
 #[cfg(fuzzing)]
 pub use h1::fuzz_request_head;
-pub use h2::RequestBody as Http2Body;
 #[cfg(fuzzing)]
 pub use h2::fuzz_connection;
 pub use listener::{ListenError, bind_shared};

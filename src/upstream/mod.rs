@@ -8,9 +8,11 @@ mod h1;
 mod io;
 mod lease;
 mod pool;
+mod response_body;
 
 pub use lease::{EndpointInFlight, ResponseLease};
 pub use pool::Pooled;
+pub use response_body::{BodyTimeout, UpstreamBody};
 
 use crate::body::{BodyError, ProxyBody};
 use crate::config::UpstreamProtocol;

@@ -8,6 +8,7 @@
 //! counts only the byte).
 
 use super::wake::StreamWaker;
+use crate::body::BodyError;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -153,16 +154,16 @@ impl RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = BodyCancelled;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyCancelled>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let queue = &self.queue;
         let mut inner = queue.lock();
         if inner.cancelled {
-            return Poll::Ready(Some(Err(BodyCancelled)));
+            return Poll::Ready(Some(Err(Box::new(BodyCancelled))));
         }
         if std::mem::take(&mut inner.continue_wanted) {
             // The body is wanted: the client may send it (hyper's servers do the same).

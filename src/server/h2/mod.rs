@@ -30,8 +30,6 @@ mod request;
 mod stream;
 mod wake;
 
-pub use body::RequestBody;
-
 use super::ConnState;
 use super::connection::ConnContext;
 use crate::http2::frame::{self, Head, Reason, setting};

@@ -231,7 +231,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<'_, I> {
             true => (ProxyBody::Empty, None),
             false => {
                 let queue = BodyQueue::new(wake.clone(), expects_continue);
-                let body = ProxyBody::Http2(RequestBody::new(queue.clone(), length));
+                let body = ProxyBody::Http2(Box::new(RequestBody::new(queue.clone(), length)));
                 (body, Some(queue))
             }
         };
