@@ -364,6 +364,7 @@ fn proxy_settings(config: &Config) -> ProxySettings {
                 min_per_second: config.proxy.retry_budget_min_per_second,
             },
             attempt_timeout: config.proxy.attempt_timeout.map(|timeout| timeout.0),
+            request_timeout: config.proxy.request_timeout.0,
         },
         ejection: EjectionPolicy {
             base: config.health.eject_base.0,

@@ -91,7 +91,10 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     })?;
     config.source.path = path.to_path_buf();
     config.source.text = text.to_string();
-    let errors = check(&config);
+    let mut errors = check(&config);
+    // In file order, whatever order the checks ran in (a stable sort keeps one line's errors
+    // in check order).
+    errors.sort_by_key(|error| error.line);
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -502,5 +505,20 @@ route_service_url = ""
             "{}",
             errors[0].message
         );
+    }
+
+    #[test]
+    fn every_check_error_at_once_in_file_order() {
+        // The checks run proxy, then routes, then registry; the file says registry first.
+        let text = "[registry]\nnats = { servers = [] }\n[proxy]\nmax_attempts = 0\n\
+                    [[route]]\nuri = \"a b\"\n";
+        let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        let expected = [
+            (2, "registry.nats"),
+            (4, "proxy.max_attempts"),
+            (6, "route[0].uri"),
+        ];
+        assert_eq!(found, expected);
     }
 }

@@ -32,6 +32,8 @@ pub struct RetrySettings {
     /// Time an endpoint has to send a response head, unless the route sets its own; `None` =
     /// only the request deadline.
     pub attempt_timeout: Option<Duration>,
+    /// The request deadline's length (named in the 504 when it passes).
+    pub request_timeout: Duration,
 }
 
 /// A response head from a backend, with what its body must hold on to.
@@ -163,10 +165,7 @@ impl RoundTrip<'_> {
                     (retry::outcome(&failure), failure.error, failure.kept)
                 }
                 None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
-                    let limit = deadline.map_or(Duration::ZERO, |deadline| {
-                        deadline.saturating_duration_since(Instant::now())
-                    });
-                    let error = UpstreamError::Timeout(limit);
+                    let error = UpstreamError::Timeout(settings.request_timeout);
                     self.health.failed(route, &endpoint, probe, &error);
                     return Err(ProxyError::EndpointFailure(error));
                 }
