@@ -97,48 +97,26 @@ impl Metrics {
     /// The Prometheus text exposition of the counters, the table and the lifecycle.
     pub fn render(&self, table: &RouteTable, lifecycle: &Lifecycle) -> String {
         let mut out = String::new();
-        family(
+        labelled(
             &mut out,
-            "switchyard_responses_total",
-            "counter",
+            ("switchyard_responses_total", "class"),
             "Responses sent to clients, by status class.",
+            CLASSES.iter().zip(&self.responses),
         );
-        family(
+        labelled(
             &mut out,
-            "switchyard_client_connections_refused_total",
-            "counter",
+            ("switchyard_client_connections_refused_total", "limit"),
             "Client connections closed as accepted: over max_connections, or max_connections_per_ip.",
+            ["max_connections", "max_connections_per_ip"]
+                .iter()
+                .zip(&self.connections_refused),
         );
-        for (limit, count) in ["max_connections", "max_connections_per_ip"]
-            .iter()
-            .zip(&self.connections_refused)
-        {
-            let count = count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "switchyard_client_connections_refused_total{{limit=\"{limit}\"}} {count}"
-            );
-        }
-        family(
+        labelled(
             &mut out,
-            "switchyard_ejection_probes_total",
-            "counter",
+            ("switchyard_ejection_probes_total", "result"),
             "Requests sent as the probe of an endpoint whose ejection ran out, by result.",
+            ["failed", "answered"].iter().zip(&self.probes),
         );
-        for (result, count) in ["failed", "answered"].iter().zip(&self.probes) {
-            let count = count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "switchyard_ejection_probes_total{{result=\"{result}\"}} {count}"
-            );
-        }
-        for (class, count) in CLASSES.iter().zip(&self.responses) {
-            let count = count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "switchyard_responses_total{{class=\"{class}\"}} {count}"
-            );
-        }
         let opened = self.upstream_connections.load(Ordering::Relaxed);
         let requests: u64 = table
             .routes()
@@ -288,6 +266,20 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// Writes a counter family with one label, its samples right after its `# TYPE` line.
+fn labelled<'a>(
+    out: &mut String,
+    (name, label): (&str, &str),
+    help: &str,
+    samples: impl Iterator<Item = (&'a &'a str, &'a AtomicU64)>,
+) {
+    family(out, name, "counter", help);
+    for (value, count) in samples {
+        let count = count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
     }
 }
 
