@@ -96,32 +96,26 @@ pub fn pick(
     }
     let below_limit = |i: usize| max_conns == 0 || endpoints[i].in_flight() < max_conns;
     let candidate = |i: usize| !attempts.tried(i) && below_limit(i);
-    let chosen = |index: usize| Picked {
-        index,
-        endpoint: endpoints[index].clone(),
-        failed_open: false,
-        probe: None,
-    };
-    match affinity {
-        Affinity::Only(index) if index < n => {
-            return match (attempts.tried(index), below_limit(index)) {
-                (true, _) => Err(PickError::Exhausted),
-                (false, false) => Err(PickError::AllBusy),
-                (false, true) => Ok(chosen(index)),
-            };
-        }
-        Affinity::Prefer(index) if index < n && attempts.none() && below_limit(index) => {
-            return Ok(chosen(index));
-        }
-        _ => {}
-    }
-    let healthy = |i: usize| candidate(i) && !endpoints[i].health.unavailable();
     let picked = |index: usize, failed_open: bool, probe: Option<ProbeClaim>| Picked {
         index,
         endpoint: endpoints[index].clone(),
         failed_open,
         probe,
     };
+    match affinity {
+        Affinity::Only(index) if index < n => {
+            return match (attempts.tried(index), below_limit(index)) {
+                (true, _) => Err(PickError::Exhausted),
+                (false, false) => Err(PickError::AllBusy),
+                (false, true) => Ok(picked(index, false, None)),
+            };
+        }
+        Affinity::Prefer(index) if index < n && attempts.none() && below_limit(index) => {
+            return Ok(picked(index, false, None));
+        }
+        _ => {}
+    }
+    let healthy = |i: usize| candidate(i) && !endpoints[i].health.unavailable();
     // Half-open endpoints another request claimed first.
     let mut claimed_elsewhere: Vec<usize> = Vec::new();
     while let Some(index) = choose(route, hash, |i| {

@@ -268,17 +268,14 @@ impl Proxy {
             &self.settings.sticky_cookies,
         );
         match (upgrade, client_upgrade) {
-            (Some(protocol), Some(client_upgrade)) => {
-                let deadline = ctx.deadline;
-                upgrade::finish(
-                    sent,
-                    &protocol,
-                    client_upgrade,
-                    ctx.client,
-                    active,
-                    deadline,
-                )
-            }
+            (Some(protocol), Some(client_upgrade)) => upgrade::finish(
+                sent,
+                &protocol,
+                client_upgrade,
+                ctx.client,
+                active,
+                ctx.deadline,
+            ),
             _ => Ok(response::stream(
                 sent,
                 self.upstream.max_idle(),

@@ -121,9 +121,10 @@ impl RoundTrip<'_> {
             let in_flight = EndpointInFlight::start(endpoint.clone());
             let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
             let attempt_deadline = match attempt_timeout {
-                Some(timeout) => Some(deadline.map_or(Instant::now() + timeout, |deadline| {
-                    deadline.min(Instant::now() + timeout)
-                })),
+                Some(timeout) => {
+                    let cap = Instant::now() + timeout;
+                    Some(deadline.map_or(cap, |deadline| deadline.min(cap)))
+                }
                 None => deadline,
             };
             // Pinned where it is made (not moved into a `Timeout`): the send future is large.

@@ -169,17 +169,21 @@ pub async fn send(
         .await
         .map_err(|e| ProxyError::EndpointFailure(UpstreamError::Connect(e)))?;
     let name: Arc<str> = Arc::from(host.trim_start_matches('[').trim_end_matches(']'));
+    let target_at = |attempt: usize| Target {
+        address: addresses[attempt % addresses.len()],
+        protocol: UpstreamProtocol::Http1,
+        tls_name: Some(name.clone()),
+        trust: Trust::RouteServices,
+    };
     let idempotent = retry::idempotent(req.method(), req.headers());
-    let replay = Replay::of(req);
-    let attempts = MAX_ATTEMPTS;
+    // As for backends, a copy only when the sender takes the request (hyper's paths).
+    let replay = match Upstream::keeps_request(&target_at(0), req) {
+        true => None,
+        false => Replay::of(req),
+    };
     let mut last = None;
-    for attempt in 0..attempts {
-        let target = Target {
-            address: addresses[attempt % addresses.len()],
-            protocol: UpstreamProtocol::Http1,
-            tls_name: Some(name.clone()),
-            trust: Trust::RouteServices,
-        };
+    for attempt in 0..MAX_ATTEMPTS {
+        let target = target_at(attempt);
         target.shape(req);
         match upstream.send(&target, req).await {
             Ok((response, pooled)) => {
@@ -193,7 +197,7 @@ pub async fn send(
                 tracing::debug!(service = %service, error = %failure.error, "route service attempt failed");
                 let outcome = retry::outcome(&failure);
                 let resendable = failure.kept || replay.is_some();
-                let left = attempt + 1 < attempts;
+                let left = attempt + 1 < MAX_ATTEMPTS;
                 if retry::decide(outcome, idempotent, resendable, left) == Decision::Stop {
                     return Err(ProxyError::from_attempt(failure.error));
                 }

@@ -32,11 +32,15 @@ pub fn read(ctx: &mut RequestContext, headers: &HeaderMap, cookie_names: &[Strin
     let Some(instance) = instance.filter(|_| session) else {
         return;
     };
+    // gorouter finds a session's instance by its id or by its `host:port`.
+    let address = instance.parse::<std::net::SocketAddr>().ok();
     if ctx.affinity == Affinity::None
-        && let Some(index) =
-            ctx.route.pool.endpoints.iter().position(|e| {
-                e.spec.instance_id == instance || e.spec.address.to_string() == instance
-            })
+        && let Some(index) = ctx
+            .route
+            .pool
+            .endpoints
+            .iter()
+            .position(|e| e.spec.instance_id == instance || Some(e.spec.address) == address)
     {
         ctx.affinity = Affinity::Prefer(index);
     }

@@ -51,14 +51,10 @@ fn zipkin(headers: &mut HeaderMap) -> u128 {
     let single = headers.get(B3).and_then(|b3| {
         let mut parts = b3.to_str().ok()?.split('-');
         let (trace, span) = (parts.next()?, parts.next()?);
-        Some((
-            hex_id(trace, &[16, 32])?,
-            hex_id(span, &[16])?,
-            trace.to_owned(),
-            span.to_owned(),
-        ))
+        hex_id(span, &[16])?;
+        Some((hex_id(trace, &[16, 32])?, trace.to_owned(), span.to_owned()))
     });
-    if let Some((trace, _, trace_text, span_text)) = single {
+    if let Some((trace, trace_text, span_text)) = single {
         set(headers, X_B3_TRACEID, &trace_text);
         set(headers, X_B3_SPANID, &span_text);
         return trace;
@@ -95,19 +91,15 @@ fn w3c(headers: &mut HeaderMap, trace_id: Option<u128>) -> u128 {
             [version, trace, parent_id, flags]
                 if text.len() == 55 && *version != "ff" && hex_id(version, &[2]).is_some() =>
             {
-                Some((
-                    hex_id(trace, &[32])?,
-                    hex_id(parent_id, &[16])?,
-                    flags.to_string(),
-                ))
+                hex_id(parent_id, &[16])?;
+                hex_id(flags, &[2])?;
+                Some((hex_id(trace, &[32])?, flags.to_string()))
             }
             _ => None,
         }
     });
-    let (trace, flags) = match incoming {
-        Some((trace, _, flags)) if hex_id(&flags, &[2]).is_some() => (trace, flags),
-        _ => (trace_id.unwrap_or_else(nonzero_u128), "01".to_owned()),
-    };
+    let (trace, flags) =
+        incoming.unwrap_or_else(|| (trace_id.unwrap_or_else(nonzero_u128), "01".to_owned()));
     set(
         headers,
         TRACEPARENT,
