@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use switchyard::config::UpstreamProtocol;
 use switchyard::registry::{Change, Registration, Registry, RouteStore, StoreSettings};
-use switchyard::routing::{EndpointSpec, RouteOptions, RouteUri};
+use switchyard::routing::{EndpointSpec, RouteOptions, RouteUri, Source};
 
 fn registration(i: usize) -> Change {
     let address = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 8080));
@@ -31,6 +31,7 @@ fn registration(i: usize) -> Change {
             instance_index: "0".into(),
             tags: BTreeMap::new(),
         },
+        source: Source::Admin,
         ttl: Some(Duration::from_secs(120)),
         options: RouteOptions::default(),
     }))

@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::health::{PassiveHealth, Standing};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
-use crate::registry::{Change, MessageError, Registry, RegistryMessage, parse_messages};
+use crate::registry::{Action, Feed, SourceStats};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -18,7 +18,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Largest registration body accepted (about 100,000 registrations).
@@ -27,10 +26,10 @@ const MAX_BODY: usize = 64 << 20;
 /// What the admin API reads and writes.
 #[derive(Clone)]
 pub struct AdminState {
-    /// The registry behind the route table.
-    pub registry: Arc<dyn Registry>,
-    /// Longest time to live of a registration.
-    pub stale_threshold: Duration,
+    /// The admin API's feed of the registry behind the route table.
+    pub feed: Arc<Feed>,
+    /// Every route source's counters (for `/metrics`).
+    pub sources: Vec<Arc<SourceStats>>,
     /// Health follows the lifecycle phase.
     pub lifecycle: Arc<Lifecycle>,
     /// Bearer token; empty = no authentication.
@@ -46,7 +45,7 @@ pub fn spawn(
     listener: std::net::TcpListener,
     state: AdminState,
 ) -> std::io::Result<JoinHandle<()>> {
-    crate::server::spawn_runtime_thread("switchyard-admin".into(), serve(listener, state))
+    crate::runtime_thread::spawn_runtime_thread("switchyard-admin".into(), serve(listener, state))
 }
 
 async fn serve(listener: std::net::TcpListener, state: AdminState) {
@@ -173,15 +172,13 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBod
         }
         "/health" => health(state),
         "/routes" => json_response(StatusCode::OK, &routes(state)),
-        "/routes/register" => {
-            let stale_threshold = state.stale_threshold;
-            change_routes(state, req, |m| m.registrations(stale_threshold)).await
-        }
-        "/routes/unregister" => change_routes(state, req, RegistryMessage::removals).await,
+        "/routes/register" => change_routes(state, req, Action::Register).await,
+        "/routes/unregister" => change_routes(state, req, Action::Unregister).await,
         "/metrics" => {
+            let table = state.feed.registry().snapshot();
             let text = state
                 .metrics
-                .render(&state.registry.snapshot(), &state.lifecycle);
+                .render(&table, &state.lifecycle, &state.sources);
             let mut response = Response::new(ProxyBody::full(text));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -209,12 +206,12 @@ fn health(state: &AdminState) -> Response<ProxyBody> {
     response
 }
 
-/// Reads a registration body, turns every message into changes with `convert`, and applies them
-/// all, or none when any message is bad (400 with the field at fault).
+/// Reads a registration body and applies every message's changes, or none when any message is
+/// bad (400 with the field at fault).
 async fn change_routes(
     state: &AdminState,
     req: Request<Incoming>,
-    convert: impl Fn(&RegistryMessage) -> Result<Vec<Change>, MessageError>,
+    action: Action,
 ) -> Response<ProxyBody> {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
@@ -223,18 +220,9 @@ async fn change_routes(
             return error_response(StatusCode::BAD_REQUEST, &reason);
         }
     };
-    let converted = parse_messages(&body).and_then(|messages| {
-        let mut changes = Vec::with_capacity(messages.len());
-        let many = messages.len() > 1;
-        for (i, message) in messages.iter().enumerate() {
-            let named = |e: MessageError| if many { e.within(&format!("[{i}]")) } else { e };
-            changes.extend(convert(message).map_err(named)?);
-        }
-        Ok(changes)
-    });
-    match converted {
+    match state.feed.changes(action, &body) {
         Ok(changes) => {
-            let applied = state.registry.apply(changes);
+            let applied = state.feed.apply(changes);
             let (added, updated, removed) = (applied.added, applied.updated, applied.removed);
             if added + updated + removed > 0 {
                 tracing::info!(added, updated, removed, "routes changed over the admin API");
@@ -242,7 +230,6 @@ async fn change_routes(
             json_response(StatusCode::OK, &json!(applied))
         }
         Err(error) => {
-            tracing::info!(%error, "registration rejected");
             json_response(
                 StatusCode::BAD_REQUEST,
                 &json!({ "error": error.to_string(), "field": error.field, "reason": error.reason }),
@@ -270,7 +257,7 @@ fn ejection(passive: &PassiveHealth, now: u64) -> Value {
 }
 
 fn routes(state: &AdminState) -> Value {
-    let table = state.registry.snapshot();
+    let table = state.feed.registry().snapshot();
     let now = now_ms();
     let mut out = serde_json::Map::new();
     for route in table.routes() {
@@ -282,6 +269,7 @@ fn routes(state: &AdminState) -> Value {
                 let spec = &e.spec;
                 json!({
                     "address": spec.address.to_string(),
+                    "source": e.source,
                     "tls": spec.tls_name.is_some(),
                     "server_cert_domain_san": spec.tls_name.as_deref(),
                     "protocol": spec.protocol,

@@ -10,7 +10,7 @@
 //! Modules depend one way, from the bottom up:
 //! - helpers: [`clock`], [`config`] (the TOML file and the values it names: durations, route
 //!   URIs, hash keys), [`target`] (what names a backend), [`tls`], [`deadline`],
-//!   [`conn_state`], [`lifecycle`], [`memory`], [`http1`] and [`http2`] (wire helpers),
+//!   [`conn_state`], [`lifecycle`], [`log_limit`], [`runtime_thread`], [`memory`], [`http1`] and [`http2`] (wire helpers),
 //!   [`route_service`] (signatures), [`body`];
 //! - [`health`] (per-backend state and pure decisions) -> [`routing`] (the route model and
 //!   table) -> [`balance`] -> [`registry`] (sources feeding the table) -> [`metrics`] ->
@@ -39,6 +39,7 @@ pub mod health;
 pub mod http1;
 pub mod http2;
 pub mod lifecycle;
+pub mod log_limit;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
@@ -47,6 +48,7 @@ pub mod registry;
 pub mod route_service;
 pub mod router;
 pub mod routing;
+pub mod runtime_thread;
 pub mod server;
 pub mod target;
 pub mod tls;

@@ -2,9 +2,11 @@
 //! Counting costs one relaxed atomic add per response; endpoint counters live on the endpoints.
 
 use crate::lifecycle::Lifecycle;
+use crate::registry::SourceStats;
 use crate::routing::{Endpoint, RouteTable};
 use http::StatusCode;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
@@ -94,9 +96,16 @@ impl Metrics {
         self.upstream_connections.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of the counters, the table and the lifecycle.
-    pub fn render(&self, table: &RouteTable, lifecycle: &Lifecycle) -> String {
+    /// The Prometheus text exposition of the counters, the table, the lifecycle and the
+    /// route sources.
+    pub fn render(
+        &self,
+        table: &RouteTable,
+        lifecycle: &Lifecycle,
+        sources: &[Arc<SourceStats>],
+    ) -> String {
         let mut out = String::new();
+        render_sources(&mut out, sources);
         labelled(
             &mut out,
             ("switchyard_responses_total", "class"),
@@ -266,6 +275,71 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// The route sources' families: messages, rejections, changes by action, connection state
+/// and update lag, each labelled by source.
+fn render_sources(out: &mut String, sources: &[Arc<SourceStats>]) {
+    type SourceValue = fn(&SourceStats) -> String;
+    fn load(counter: &AtomicU64) -> String {
+        counter.load(Ordering::Relaxed).to_string()
+    }
+    let families: [(&str, &str, &str, SourceValue); 5] = [
+        (
+            "switchyard_registry_messages_total",
+            "counter",
+            "Registration messages received, by source.",
+            |s| load(&s.messages),
+        ),
+        (
+            "switchyard_registry_messages_rejected_total",
+            "counter",
+            "Registration messages refused as invalid (nothing changed), by source.",
+            |s| load(&s.rejected),
+        ),
+        (
+            "switchyard_registry_connected",
+            "gauge",
+            "1 while a source is connected to its server (NATS, etcd).",
+            |s| u8::from(s.connected.load(Ordering::Relaxed)).to_string(),
+        ),
+        (
+            "switchyard_registry_connections_total",
+            "counter",
+            "Connections a source made to its server (the first and every reconnect).",
+            |s| load(&s.connections),
+        ),
+        (
+            "switchyard_registry_update_lag_seconds",
+            "gauge",
+            "Time from a registration's endpoint_updated_at_ns to its change, last seen.",
+            |s| format!("{:.3}", s.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(out, name, kind, help);
+        for stats in sources {
+            let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", stats.source, value(stats));
+        }
+    }
+    let name = "switchyard_registry_changes_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Endpoint changes applied, by source and action (refreshed = a heartbeat).",
+    );
+    for stats in sources {
+        for (action, counter) in [
+            ("added", &stats.added),
+            ("updated", &stats.updated),
+            ("refreshed", &stats.refreshed),
+            ("removed", &stats.removed),
+        ] {
+            let (source, count) = (stats.source, counter.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name}{{source=\"{source}\",action=\"{action}\"}} {count}");
+        }
     }
 }
 

@@ -13,8 +13,10 @@ use crate::proxy::{
     TraceSettings,
 };
 use crate::registry::{
-    self, Registry, RouteStore, StoreSettings, Ticker, spawn_every, static_routes,
+    self, Feed, Registry, RouteStore, SourceHandle, SourceStats, StartMessage, StoreSettings,
+    Ticker, spawn_every, static_routes,
 };
+use crate::routing::Source;
 use crate::route_service::{Resolver, Signer};
 use crate::server::{ListenError, ServeSettings, WorkerListeners, bind_shared, spawn_worker};
 use crate::tls::{self, BackendTls, TlsError, UpstreamTls};
@@ -51,6 +53,7 @@ pub struct RunningRouter {
     drain_wait: Duration,
     workers: Vec<JoinHandle<()>>,
     admin_thread: Option<JoinHandle<()>>,
+    _sources: Vec<SourceHandle>,
     _chores: Vec<Ticker>,
 }
 
@@ -106,6 +109,41 @@ fn start_store(config: &Config) -> std::io::Result<(Arc<RouteStore>, Vec<Ticker>
         )?);
     }
     Ok((store, chores))
+}
+
+/// The route sources beside the config file: the admin API's feed, and NATS and etcd when
+/// configured, all feeding `registry`.
+struct Sources {
+    admin: Arc<Feed>,
+    stats: Vec<Arc<SourceStats>>,
+    running: Vec<SourceHandle>,
+}
+
+fn start_sources(
+    config: &Config,
+    registry: &Arc<dyn Registry>,
+    http: Option<SocketAddr>,
+) -> std::io::Result<Sources> {
+    let stale = config.registry.stale_threshold.0;
+    let admin = Arc::new(Feed::new(registry.clone(), Source::Admin, Some(stale)));
+    let mut stats = vec![admin.stats().clone()];
+    let mut running = Vec::new();
+    if let Some(nats) = &config.registry.nats {
+        let feed = Feed::new(registry.clone(), Source::Nats, Some(stale));
+        stats.push(feed.stats().clone());
+        let start = StartMessage::new(nats, http.map(|address| address.ip()), stale);
+        running.push(registry::spawn_nats(nats, |p| config.resolve(p), feed, start)?);
+    }
+    if let Some(etcd) = &config.registry.etcd {
+        let feed = Feed::new(registry.clone(), Source::Etcd, None);
+        stats.push(feed.stats().clone());
+        running.push(registry::spawn_etcd(etcd, feed)?);
+    }
+    Ok(Sources {
+        admin,
+        stats,
+        running,
+    })
 }
 
 fn worker_count(configured: usize) -> usize {
@@ -179,6 +217,7 @@ impl RunningRouter {
                 (store.clone() as Arc<dyn Registry>, Some(store), chores)
             }
         };
+        let sources = start_sources(&config, &registry, http_addr)?;
         let lifecycle = Lifecycle::new();
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
@@ -225,8 +264,8 @@ impl RunningRouter {
             Some(listener) => Some(admin::spawn(
                 listener,
                 admin::AdminState {
-                    registry: registry.clone(),
-                    stale_threshold: config.registry.stale_threshold.0,
+                    feed: sources.admin.clone(),
+                    sources: sources.stats.clone(),
                     lifecycle: lifecycle.clone(),
                     token: config
                         .admin
@@ -257,6 +296,7 @@ impl RunningRouter {
             drain_wait: config.server.drain_wait.0,
             workers: handles,
             admin_thread,
+            _sources: sources.running,
             _chores: chores,
         })
     }

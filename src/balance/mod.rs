@@ -195,14 +195,14 @@ fn power_of_two(endpoints: &[Arc<Endpoint>], ok: &impl Fn(usize) -> bool) -> Opt
 mod tests {
     use super::*;
     use crate::health::EjectionPolicy;
-    use crate::routing::{EndpointSpec, RouteOptions, RouteUri};
+    use crate::routing::{EndpointSpec, RouteOptions, RouteUri, Source};
 
     fn route(ports: &[u16]) -> Route {
         let endpoints = ports
             .iter()
             .map(|&port| {
                 let spec = EndpointSpec::loopback(port);
-                Arc::new(Endpoint::new(spec, None, Default::default()))
+                Arc::new(Endpoint::new(spec, Source::Config, None, Default::default()))
             })
             .collect();
         let uri = RouteUri::parse("a.test").unwrap();

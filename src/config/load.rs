@@ -123,6 +123,14 @@ fn key_line(text: &str, name: &str) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// The line of `name`, or of `parent` when `name` sits in an inline table on its line.
+fn key_line_or(text: &str, name: &str, parent: &str) -> usize {
+    match key_line(text, name) {
+        0 => key_line(text, parent),
+        line => line,
+    }
+}
+
 /// Checks that span several keys or touch the file system.
 fn check(config: &Config) -> Vec<ConfigError> {
     let text = &config.source.text;
@@ -296,34 +304,74 @@ fn check(config: &Config) -> Vec<ConfigError> {
             );
         }
     }
-    let unbuilt = [
-        (
-            "nats",
-            "registry.nats",
-            config.registry.nats.is_some(),
-            "NATS",
-        ),
-        (
-            "etcd",
-            "registry.etcd",
-            config.registry.etcd.is_some(),
-            "etcd",
-        ),
-    ];
-    for (name, key, set, feature) in unbuilt {
-        if set {
-            push(key_line(text, name), key.into(), not_yet(feature));
+    if let Some(nats) = &config.registry.nats {
+        let servers = key_line_or(text, "servers", "nats");
+        if nats.servers.is_empty() {
+            push(
+                servers,
+                "registry.nats.servers".into(),
+                "at least one server URL, such as \"nats://127.0.0.1:4222\"".into(),
+            );
+        }
+        for (i, server) in nats.servers.iter().enumerate() {
+            if let Err(error) = server.parse::<async_nats::ServerAddr>() {
+                push(
+                    servers,
+                    format!("registry.nats.servers[{i}]"),
+                    format!("{server:?} is not a NATS URL ({error}); for example \"nats://127.0.0.1:4222\""),
+                );
+            }
+        }
+        if nats.cert_file.is_some() != nats.key_file.is_some() {
+            push(
+                key_line(text, "cert_file").max(key_line(text, "key_file")),
+                "registry.nats.cert_file".into(),
+                "cert_file and key_file go together".into(),
+            );
+        }
+        for (key, path) in [
+            ("ca_file", &nats.ca_file),
+            ("cert_file", &nats.cert_file),
+            ("key_file", &nats.key_file),
+        ] {
+            if let Some(path) = path
+                && let Err(error) = std::fs::File::open(config.resolve(path))
+            {
+                push(
+                    key_line(text, key),
+                    format!("registry.nats.{key}"),
+                    format!("cannot read {}: {error}", config.resolve(path).display()),
+                );
+            }
+        }
+    }
+    if let Some(etcd) = &config.registry.etcd {
+        let endpoints = key_line_or(text, "endpoints", "etcd");
+        if etcd.endpoints.is_empty() {
+            push(
+                endpoints,
+                "registry.etcd.endpoints".into(),
+                "at least one client URL, such as \"http://127.0.0.1:2379\"".into(),
+            );
+        }
+        for (i, endpoint) in etcd.endpoints.iter().enumerate() {
+            if !endpoint.starts_with("http://") {
+                push(
+                    endpoints,
+                    format!("registry.etcd.endpoints[{i}]"),
+                    format!("{endpoint:?}: use an http:// client URL such as \"http://127.0.0.1:2379\" (TLS to etcd is not supported)"),
+                );
+            }
+        }
+        if !etcd.prefix.ends_with('/') {
+            push(
+                key_line(text, "prefix"),
+                "registry.etcd.prefix".into(),
+                format!("{:?} must end with / (endpoints live under <prefix>routes/)", etcd.prefix),
+            );
         }
     }
     errors
-}
-
-/// The error for a key of a feature this router does not have yet: accepting it would leave a
-/// setting that does nothing.
-fn not_yet(feature: &str) -> String {
-    format!(
-        "{feature}: not supported yet; remove this key (a router that accepted it would ignore it)"
-    )
 }
 
 impl Config {
@@ -347,6 +395,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn first_error(text: &str) -> ConfigError {
         load_str(text, Path::new("t.toml")).unwrap_err().0.remove(0)
@@ -440,23 +489,32 @@ strip_prefix = false
 balancer = "least-connections"
 route_service_url = ""
 "#;
-        // NATS and etcd are in the contract but not built yet: refused, each at its line.
-        let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
-        let refused: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
-        assert_eq!(refused, [(21, "registry.nats"), (22, "registry.etcd")]);
-        assert!(
-            errors[0].message.contains("not supported yet"),
-            "{}",
-            errors[0].message
-        );
-        let without: String = text
-            .lines()
-            .filter(|line| !line.starts_with("nats") && !line.starts_with("etcd"))
-            .map(|line| format!("{line}\n"))
-            .collect();
-        let config = load_str(&without, Path::new("t.toml")).unwrap();
+        let config = load_str(text, Path::new("t.toml")).unwrap();
+        let nats = config.registry.nats.as_ref().unwrap();
+        assert_eq!(nats.servers, ["nats://127.0.0.1:4222"]);
+        assert_eq!(nats.register_interval.0, Duration::from_secs(20));
+        let etcd = config.registry.etcd.as_ref().unwrap();
+        assert_eq!(etcd.prefix, "/switchyard/");
         assert_eq!(config.routes[0].backends.len(), 2);
         assert_eq!(config.routes[0].backends[1].instance_id, "i-2");
+    }
+
+    #[test]
+    fn shared_registries_are_checked() {
+        let text = "[registry.nats]\nservers = [\"nats://127.0.0.1:4222\", \"http://[x\"]\n\
+                    ca_file = \"/nonexistent/ca.pem\"\ncert_file = \"c.pem\"\n\
+                    [registry.etcd]\nendpoints = [\"https://127.0.0.1:2379\"]\nprefix = \"/sy\"\n";
+        let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        let expected = [
+            (2, "registry.nats.servers[1]"),
+            (3, "registry.nats.ca_file"),
+            (4, "registry.nats.cert_file"),
+            (4, "registry.nats.cert_file"),
+            (6, "registry.etcd.endpoints[0]"),
+            (7, "registry.etcd.prefix"),
+        ];
+        assert_eq!(found, expected, "{errors:?}");
     }
 
     #[test]
@@ -515,7 +573,7 @@ route_service_url = ""
         let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
         let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
         let expected = [
-            (2, "registry.nats"),
+            (2, "registry.nats.servers"),
             (4, "proxy.max_attempts"),
             (6, "route[0].uri"),
         ];

@@ -450,15 +450,42 @@ impl Default for RegistryConfig {
     }
 }
 
-/// `[registry.nats]`.
+/// `[registry.nats]`: gorouter's registration protocol over NATS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
-    /// Server URLs, such as `nats://127.0.0.1:4222`.
+    /// Server URLs, such as `nats://127.0.0.1:4222` (`tls://` requires TLS; `user:pass@` may
+    /// come in the URL). The client moves to the next one when a server goes away.
     pub servers: Vec<String>,
+    /// User name (with `password`).
+    #[serde(default)]
+    pub user: String,
+    /// Password of `user`.
+    #[serde(default)]
+    pub password: String,
+    /// Authentication token (instead of user and password).
+    #[serde(default)]
+    pub token: String,
+    /// Require TLS on every server.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM bundle trusted for the servers' certificates (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), with `key_file`, for servers that verify clients.
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// How often clients should re-register, advertised in `router.start` and greet replies
+    /// (gorouter's `minimumRegisterIntervalInSeconds`).
+    #[serde(default = "default_register_interval")]
+    pub register_interval: ConfigDuration,
 }
 
-/// `[registry.etcd]`.
+fn default_register_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(20))
+}
+
+/// `[registry.etcd]`: one key per endpoint, tied to a lease.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdConfig {
@@ -467,6 +494,12 @@ pub struct EtcdConfig {
     /// Key prefix; endpoints live under `<prefix>routes/`.
     #[serde(default = "default_etcd_prefix")]
     pub prefix: String,
+    /// User name (with `password`), when etcd's authentication is on.
+    #[serde(default)]
+    pub user: String,
+    /// Password of `user`.
+    #[serde(default)]
+    pub password: String,
 }
 
 fn default_etcd_prefix() -> String {

@@ -5,7 +5,7 @@
 use super::{Change, Registration};
 use crate::config::HashKey;
 use crate::config::{BalancerKind, UpstreamProtocol};
-use crate::routing::{EndpointSpec, RouteOptions, RouteUri, or_address};
+use crate::routing::{EndpointSpec, RouteOptions, RouteUri, Source, or_address};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -97,11 +97,21 @@ pub struct RegistryMessage {
     /// Per-route options.
     #[serde(default)]
     pub options: MessageOptions,
+    /// When the sender made the registration (ns since the epoch), for the update-lag metric.
+    #[serde(default)]
+    pub endpoint_updated_at_ns: Option<i64>,
 }
 
 /// Parses a body holding one message or an array of them; an error names the field (prefixed
 /// with the array index).
 pub fn parse_messages(body: &[u8]) -> Result<Vec<RegistryMessage>, MessageError> {
+    // One object is what NATS and etcd carry, many per second: parse it straight away, and
+    // take the slower path that names the field only for arrays and errors.
+    if body.first() == Some(&b'{')
+        && let Ok(message) = serde_json::from_slice::<RegistryMessage>(body)
+    {
+        return Ok(vec![message]);
+    }
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| MessageError::new("body", format!("invalid JSON: {e}")))?;
     let parse_one = |value: serde_json::Value| {
@@ -131,8 +141,13 @@ pub fn parse_messages(body: &[u8]) -> Result<Vec<RegistryMessage>, MessageError>
 }
 
 impl RegistryMessage {
-    /// The registrations this message makes (one per uri). `stale_threshold` caps the TTL.
-    pub fn registrations(&self, stale_threshold: Duration) -> Result<Vec<Change>, MessageError> {
+    /// The registrations this message makes for `source` (one per uri). `stale_threshold`
+    /// caps the TTL; `None` = they never expire by time (the source removes them).
+    pub fn registrations(
+        &self,
+        source: Source,
+        stale_threshold: Option<Duration>,
+    ) -> Result<Vec<Change>, MessageError> {
         let (address, tls) = self.address()?;
         let tls_name = if tls {
             if self.server_cert_domain_san.is_empty() {
@@ -165,10 +180,10 @@ impl RegistryMessage {
                 ));
             }
         };
-        let ttl = match self.stale_threshold_in_seconds {
-            0 => stale_threshold,
-            seconds => Duration::from_secs(seconds).min(stale_threshold),
-        };
+        let ttl = stale_threshold.map(|threshold| match self.stale_threshold_in_seconds {
+            0 => threshold,
+            seconds => Duration::from_secs(seconds).min(threshold),
+        });
         let endpoint = EndpointSpec {
             address,
             tls_name,
@@ -198,7 +213,8 @@ impl RegistryMessage {
                 Change::Add(Box::new(Registration {
                     uri,
                     endpoint: endpoint.clone(),
-                    ttl: Some(ttl),
+                    source,
+                    ttl,
                     options: options.clone(),
                 }))
             })
@@ -278,7 +294,7 @@ mod tests {
             Err(error) => error,
             Ok(messages) => messages
                 .iter()
-                .find_map(|m| m.registrations(Duration::from_secs(120)).err())
+                .find_map(|m| m.registrations(Source::Admin, Some(Duration::from_secs(120))).err())
                 .expect("an error"),
         }
     }
@@ -292,7 +308,7 @@ mod tests {
             "stale_threshold_in_seconds":30,"tags":{"component":"route-emitter"},
             "options":{"loadbalancing":"least-connection"}}"#;
         let messages = parse_messages(body.as_bytes()).unwrap();
-        let changes = messages[0].registrations(Duration::from_secs(120)).unwrap();
+        let changes = messages[0].registrations(Source::Admin, Some(Duration::from_secs(120))).unwrap();
         assert_eq!(changes.len(), 2);
         let Change::Add(reg) = &changes[1] else {
             panic!("not an add")
@@ -335,7 +351,7 @@ mod tests {
         let body =
             r#"{"host":"127.0.0.1","port":1,"uris":["a.com"],"stale_threshold_in_seconds":999}"#;
         let messages = parse_messages(body.as_bytes()).unwrap();
-        let changes = messages[0].registrations(Duration::from_secs(120)).unwrap();
+        let changes = messages[0].registrations(Source::Admin, Some(Duration::from_secs(120))).unwrap();
         let Change::Add(reg) = &changes[0] else {
             panic!("not an add")
         };

@@ -5,16 +5,24 @@
 //! expiry (`ticker` runs the pruner). The request path reads an immutable snapshot.
 
 mod config_source;
+mod etcd_source;
+mod feed;
 mod message;
+mod nats_source;
+mod source_thread;
 mod store;
 mod ticker;
 
 pub use config_source::{StaticRoute, reload_from_file, static_routes, watch_file};
+pub use feed::{Action, Feed, SourceStats};
+pub use etcd_source::spawn_etcd;
 pub use message::{MessageError, RegistryMessage, parse_messages};
+pub use nats_source::{StartMessage, spawn_nats};
+pub use source_thread::SourceHandle;
 pub use store::{RouteDefaults, RouteStore, StoreSettings};
 pub use ticker::{Ticker, spawn_every};
 
-use crate::routing::{EndpointSpec, Route, RouteOptions, RouteTable, RouteUri};
+use crate::routing::{EndpointSpec, Route, RouteOptions, RouteTable, RouteUri, Source};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +34,8 @@ pub struct Registration {
     pub uri: RouteUri,
     /// The endpoint.
     pub endpoint: EndpointSpec,
+    /// Who registered it.
+    pub source: Source,
     /// Time to live unless refreshed; `None` = until deleted.
     pub ttl: Option<Duration>,
     /// Route options the registration asks for (balancer, hash key, route service); the last
@@ -82,4 +92,11 @@ pub trait Registry: Send + Sync + 'static {
 
     /// The whole table as it is now (for `/routes` and `/metrics`).
     fn snapshot(&self) -> Arc<RouteTable>;
+
+    /// A source lost (`false`) or regained (`true`) its connection. While a source is away its
+    /// endpoints must not expire, since their refreshes cannot arrive; on its return their
+    /// leases start afresh (gorouter does both for NATS). The default does nothing.
+    fn source_connected(&self, source: Source, connected: bool) {
+        let _ = (source, connected);
+    }
 }

@@ -14,7 +14,7 @@ use crate::config::HashKey;
 use crate::health::HealthBook;
 use crate::routing::{
     Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Route, RouteOptions, RouteTable,
-    RouteUri,
+    RouteUri, Source,
 };
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
@@ -116,6 +116,8 @@ struct State {
     health: HealthBook,
     /// Bumped by every change that needs publishing.
     generation: u64,
+    /// Sources that lost their connection: their endpoints do not expire meanwhile.
+    away: [bool; Source::ALL.len()],
 }
 
 impl State {
@@ -162,6 +164,7 @@ impl State {
         let Registration {
             uri,
             endpoint: spec,
+            source,
             ttl,
             options,
         } = registration;
@@ -174,7 +177,9 @@ impl State {
         let address = spec.address;
         match entry.registered.get(&address) {
             Some(existing)
-                if existing.spec == spec && existing.lease.as_ref().map(|l| l.ttl) == ttl =>
+                if existing.spec == spec
+                    && existing.source == source
+                    && existing.lease.as_ref().map(|l| l.ttl) == ttl =>
             {
                 if let Some(lease) = &existing.lease {
                     lease.refresh();
@@ -188,7 +193,7 @@ impl State {
                     applied.added += 1;
                 }
                 let health = self.health.record(&spec.target());
-                let endpoint = Arc::new(Endpoint::new(spec, ttl.map(Lease::new), health));
+                let endpoint = Arc::new(Endpoint::new(spec, source, ttl.map(Lease::new), health));
                 self.entry(&uri).registered.insert(address, endpoint);
                 changed = true;
             }
@@ -208,16 +213,19 @@ impl State {
         }
     }
 
-    /// Removes registered endpoints whose lease ran out at `now`; returns how many.
+    /// Removes registered endpoints whose lease ran out at `now`, except those of a source
+    /// that is away; returns how many.
     fn prune(&mut self, now: u64) -> usize {
         let mut expired_uris = Vec::new();
         let mut removed = 0;
+        let away = self.away;
         for paths in self.hosts.values_mut() {
             for entry in paths.values_mut() {
                 let before = entry.registered.len();
-                entry
-                    .registered
-                    .retain(|_, e| !e.lease.as_ref().is_some_and(|l| l.expired(now)));
+                entry.registered.retain(|_, e| {
+                    away[e.source.index()]
+                        || !e.lease.as_ref().is_some_and(|lease| lease.expired(now))
+                });
                 if entry.registered.len() != before {
                     removed += before - entry.registered.len();
                     expired_uris.push(entry.uri.clone());
@@ -280,7 +288,7 @@ impl State {
             return endpoint.clone();
         }
         let health = self.health.record(&spec.target());
-        Arc::new(Endpoint::new(spec.clone(), None, health))
+        Arc::new(Endpoint::new(spec.clone(), Source::Config, None, health))
     }
 
     /// Marks every route changed (after a default changed).
@@ -335,6 +343,7 @@ impl RouteStore {
                 dirty: HashSet::default(),
                 health: HealthBook::default(),
                 generation: 0,
+                away: [false; Source::ALL.len()],
             }),
             publishing: Mutex::new(()),
             published: AtomicU64::new(0),
@@ -421,6 +430,21 @@ impl Registry for RouteStore {
     fn snapshot(&self) -> Arc<RouteTable> {
         self.table.load_full()
     }
+
+    fn source_connected(&self, source: Source, connected: bool) {
+        let mut state = self.lock();
+        state.away[source.index()] = !connected;
+        if connected {
+            let leases = state
+                .hosts
+                .values()
+                .flat_map(|paths| paths.values())
+                .flat_map(|entry| entry.registered.values())
+                .filter(|endpoint| endpoint.source == source)
+                .filter_map(|endpoint| endpoint.lease.as_ref());
+            leases.for_each(Lease::refresh);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -434,9 +458,14 @@ mod tests {
     }
 
     fn registration(uri: &str, port: u16, ttl: Option<Duration>) -> Change {
+        registration_from(Source::Admin, uri, port, ttl)
+    }
+
+    fn registration_from(source: Source, uri: &str, port: u16, ttl: Option<Duration>) -> Change {
         Change::Add(Box::new(Registration {
             uri: RouteUri::parse(uri).unwrap(),
             endpoint: spec(port),
+            source,
             ttl,
             options: RouteOptions::default(),
         }))
@@ -535,6 +564,39 @@ mod tests {
         assert_eq!(store.prune(), 2);
         assert_eq!(ports(&store, "a.com", "/"), [1]);
         assert_eq!(ports(&store, "b.com", "/"), [4]);
+    }
+
+    #[test]
+    fn a_source_away_keeps_its_endpoints_and_they_start_afresh_on_its_return() {
+        let store = store(Vec::new());
+        let ttl = Some(Duration::from_millis(200));
+        store.apply(vec![
+            registration_from(Source::Nats, "a.com", 1, ttl),
+            registration_from(Source::Admin, "a.com", 2, ttl),
+        ]);
+        store.source_connected(Source::Nats, false);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(store.prune(), 1, "only the admin endpoint expires");
+        assert_eq!(ports(&store, "a.com", "/"), [1]);
+        store.source_connected(Source::Nats, true);
+        assert_eq!(store.prune(), 0, "renewed on return");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(store.prune(), 1, "expires once it is not refreshed");
+        assert!(store.lookup("a.com", "/").is_none());
+    }
+
+    #[test]
+    fn a_registration_from_another_source_takes_the_endpoint_over() {
+        let store = store(Vec::new());
+        let ttl = Some(Duration::from_secs(10));
+        let applied = store.apply(vec![
+            registration_from(Source::Admin, "a.com", 1, ttl),
+            registration_from(Source::Nats, "a.com", 1, ttl),
+            registration_from(Source::Nats, "a.com", 1, ttl),
+        ]);
+        assert_eq!((applied.added, applied.updated, applied.refreshed), (1, 1, 1));
+        let route = store.lookup("a.com", "/").unwrap();
+        assert_eq!(route.pool.endpoints[0].source, Source::Nats);
     }
 
     #[test]

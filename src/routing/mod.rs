@@ -1,12 +1,13 @@
 //! The route model: routes and their endpoints (`route`), endpoint leases (`lease`), the
 //! Maglev table of hash-balanced pools (`maglev`), request hosts (`host`) and the immutable
-//! table the request path reads (`table`). Route URIs are parsed by the config
+//! table the request path reads (`table`), and where an endpoint came from (`source`). Route URIs are parsed by the config
 //! ([`RouteUri`]); the registry builds tables from its sources.
 
 mod host;
 mod lease;
 mod maglev;
 mod route;
+mod source;
 mod table;
 
 pub use crate::config::{HostPattern, RouteUri};
@@ -16,4 +17,5 @@ pub use maglev::Maglev;
 pub use route::{
     Endpoint, EndpointSpec, EndpointStats, InstanceHeaders, Pool, Route, RouteOptions, or_address,
 };
+pub use source::Source;
 pub use table::{PathRoutes, RouteTable};

@@ -1,6 +1,6 @@
 //! A route (uri + options) and its pool of endpoints.
 
-use super::{Lease, Maglev, RouteUri};
+use super::{Lease, Maglev, RouteUri, Source};
 use crate::config::HashKey;
 use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
 use crate::health::EndpointHealth;
@@ -130,7 +130,10 @@ pub struct Endpoint {
     pub spec: EndpointSpec,
     /// Where requests to it go (from `spec`).
     pub target: Target,
-    /// `Some` for endpoints registered by message (they expire); `None` for config entries.
+    /// The source that wrote it.
+    pub source: Source,
+    /// `Some` for endpoints that expire unless refreshed; `None` for config entries and
+    /// endpoints whose source expires them (etcd's leases).
     pub lease: Option<Lease>,
     /// Live counters.
     pub stats: EndpointStats,
@@ -142,9 +145,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint with fresh counters and the backend's `health` record.
-    pub fn new(spec: EndpointSpec, lease: Option<Lease>, health: Arc<EndpointHealth>) -> Endpoint {
+    /// An endpoint from `source` with fresh counters and the backend's `health` record.
+    pub fn new(
+        spec: EndpointSpec,
+        source: Source,
+        lease: Option<Lease>,
+        health: Arc<EndpointHealth>,
+    ) -> Endpoint {
         Endpoint {
+            source,
             headers: InstanceHeaders::new(&spec.instance_id, &spec.app_id, &spec.instance_index),
             target: spec.target(),
             spec,

@@ -258,14 +258,14 @@ impl RouteTable {
 mod tests {
     use super::*;
     use crate::config::{BackendConfig, BalancerKind, UpstreamProtocol};
-    use crate::routing::{Endpoint, EndpointSpec, RouteOptions, RouteUri};
+    use crate::routing::{Endpoint, EndpointSpec, RouteOptions, RouteUri, Source};
 
     fn route(uri: &str, backends: usize) -> Arc<Route> {
         let endpoints = (0..backends)
             .map(|i| {
                 let backend = BackendConfig::plain(([127, 0, 0, 1], 9000 + i as u16).into());
                 let spec = EndpointSpec::from_config(&backend, UpstreamProtocol::Http1);
-                Arc::new(Endpoint::new(spec, None, Default::default()))
+                Arc::new(Endpoint::new(spec, Source::Config, None, Default::default()))
             })
             .collect();
         Arc::new(Route::new(

@@ -9,7 +9,6 @@ mod h1;
 mod h2;
 mod listener;
 mod send_timeout;
-mod thread;
 mod worker;
 
 pub use crate::conn_state::{ActiveRequest, ConnState, TrackedIo};
@@ -21,5 +20,4 @@ pub use h1::fuzz_request_head;
 pub use h2::fuzz_connection;
 pub use listener::{ListenError, bind_shared};
 pub use send_timeout::SendTimeout;
-pub use thread::spawn_runtime_thread;
 pub use worker::{WorkerListeners, spawn_worker};

@@ -29,7 +29,7 @@ pub fn spawn_worker(
     lifecycle: Arc<Lifecycle>,
     drain_timeout: Duration,
 ) -> std::io::Result<JoinHandle<()>> {
-    super::spawn_runtime_thread(
+    crate::runtime_thread::spawn_runtime_thread(
         format!("switchyard-worker-{index}"),
         run(listeners, proxy, settings, lifecycle, drain_timeout),
     )

@@ -1,4 +1,5 @@
-//! A named thread running one single-threaded tokio runtime (workers, the admin API).
+//! A named thread running one single-threaded tokio runtime (workers, the admin API, the
+//! NATS and etcd sources).
 
 use std::future::Future;
 use std::thread::JoinHandle;
