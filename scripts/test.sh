@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs what the tests need (curl, a Python with grpcio
-# for the gRPC test, cargo-fuzz), checks formatting and lints, runs every test, then fuzzes each
+# The whole test suite, as CI runs it: installs what the tests need (curl, nats-server, etcd,
+# protoc, a Python with grpcio for the gRPC test, cargo-fuzz), checks formatting and lints, runs every test, then fuzzes each
 # target for a bounded time (scripts/fuzz.sh).
 #
 #   scripts/test.sh            # everything
@@ -11,6 +11,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
+# The fleet tests run real NATS and etcd servers; the etcd-client crate compiles etcd's
+# protocol with protoc and its well-known types.
+command -v nats-server >/dev/null || need+=(nats-server)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq

@@ -229,12 +229,10 @@ async fn change_routes(
             }
             json_response(StatusCode::OK, &json!(applied))
         }
-        Err(error) => {
-            json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({ "error": error.to_string(), "field": error.field, "reason": error.reason }),
-            )
-        }
+        Err(error) => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": error.to_string(), "field": error.field, "reason": error.reason }),
+        ),
     }
 }
 

@@ -320,7 +320,12 @@ fn render_sources(out: &mut String, sources: &[Arc<SourceStats>]) {
     for (name, kind, help, value) in families {
         family(out, name, kind, help);
         for stats in sources {
-            let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", stats.source, value(stats));
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\"}} {}",
+                stats.source,
+                value(stats)
+            );
         }
     }
     let name = "switchyard_registry_changes_total";
@@ -338,7 +343,10 @@ fn render_sources(out: &mut String, sources: &[Arc<SourceStats>]) {
             ("removed", &stats.removed),
         ] {
             let (source, count) = (stats.source, counter.load(Ordering::Relaxed));
-            let _ = writeln!(out, "{name}{{source=\"{source}\",action=\"{action}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{source}\",action=\"{action}\"}} {count}"
+            );
         }
     }
 }

@@ -16,8 +16,8 @@ use crate::registry::{
     self, Feed, Registry, RouteStore, SourceHandle, SourceStats, StartMessage, StoreSettings,
     Ticker, spawn_every, static_routes,
 };
-use crate::routing::Source;
 use crate::route_service::{Resolver, Signer};
+use crate::routing::Source;
 use crate::server::{ListenError, ServeSettings, WorkerListeners, bind_shared, spawn_worker};
 use crate::tls::{self, BackendTls, TlsError, UpstreamTls};
 use crate::upstream::{Upstream, UpstreamSettings};
@@ -132,7 +132,12 @@ fn start_sources(
         let feed = Feed::new(registry.clone(), Source::Nats, Some(stale));
         stats.push(feed.stats().clone());
         let start = StartMessage::new(nats, http.map(|address| address.ip()), stale);
-        running.push(registry::spawn_nats(nats, |p| config.resolve(p), feed, start)?);
+        running.push(registry::spawn_nats(
+            nats,
+            |p| config.resolve(p),
+            feed,
+            start,
+        )?);
     }
     if let Some(etcd) = &config.registry.etcd {
         let feed = Feed::new(registry.clone(), Source::Etcd, None);

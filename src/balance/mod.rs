@@ -202,7 +202,12 @@ mod tests {
             .iter()
             .map(|&port| {
                 let spec = EndpointSpec::loopback(port);
-                Arc::new(Endpoint::new(spec, Source::Config, None, Default::default()))
+                Arc::new(Endpoint::new(
+                    spec,
+                    Source::Config,
+                    None,
+                    Default::default(),
+                ))
             })
             .collect();
         let uri = RouteUri::parse("a.test").unwrap();

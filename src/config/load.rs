@@ -318,7 +318,9 @@ fn check(config: &Config) -> Vec<ConfigError> {
                 push(
                     servers,
                     format!("registry.nats.servers[{i}]"),
-                    format!("{server:?} is not a NATS URL ({error}); for example \"nats://127.0.0.1:4222\""),
+                    format!(
+                        "{server:?} is not a NATS URL ({error}); for example \"nats://127.0.0.1:4222\""
+                    ),
                 );
             }
         }
@@ -359,7 +361,9 @@ fn check(config: &Config) -> Vec<ConfigError> {
                 push(
                     endpoints,
                     format!("registry.etcd.endpoints[{i}]"),
-                    format!("{endpoint:?}: use an http:// client URL such as \"http://127.0.0.1:2379\" (TLS to etcd is not supported)"),
+                    format!(
+                        "{endpoint:?}: use an http:// client URL such as \"http://127.0.0.1:2379\" (TLS to etcd is not supported)"
+                    ),
                 );
             }
         }
@@ -367,7 +371,10 @@ fn check(config: &Config) -> Vec<ConfigError> {
             push(
                 key_line(text, "prefix"),
                 "registry.etcd.prefix".into(),
-                format!("{:?} must end with / (endpoints live under <prefix>routes/)", etcd.prefix),
+                format!(
+                    "{:?} must end with / (endpoints live under <prefix>routes/)",
+                    etcd.prefix
+                ),
             );
         }
     }

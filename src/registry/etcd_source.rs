@@ -30,7 +30,10 @@ async fn run(config: EtcdConfig, feed: Feed) {
     loop {
         let error = match session(&config, &dir, &feed, &mut known).await {
             Ok(Ended::Compacted(revision)) => {
-                tracing::warn!(revision, "etcd watch cancelled (history compacted); reloading");
+                tracing::warn!(
+                    revision,
+                    "etcd watch cancelled (history compacted); reloading"
+                );
                 failures = 0;
                 continue;
             }
@@ -45,7 +48,10 @@ async fn run(config: EtcdConfig, feed: Feed) {
             tracing::warn!(%error, endpoints = ?config.endpoints, "cannot reach etcd; retrying");
         }
         failures = failures.saturating_add(1);
-        tokio::time::sleep(Duration::from_millis((100u64 << failures.min(5)).min(2_000))).await;
+        tokio::time::sleep(Duration::from_millis(
+            (100u64 << failures.min(5)).min(2_000),
+        ))
+        .await;
     }
 }
 
@@ -86,7 +92,11 @@ async fn session(
     known.replace_all(feed, keys, &mut batch);
     feed.apply(batch);
     feed.connected(true);
-    tracing::info!(keys = count, revision, "etcd routes loaded; watching for changes");
+    tracing::info!(
+        keys = count,
+        revision,
+        "etcd routes loaded; watching for changes"
+    );
     let watch = WatchOptions::new()
         .with_prefix()
         .with_start_revision(revision + 1);
@@ -152,7 +162,12 @@ impl Known {
 
     /// The keys are now exactly `keys` (a fresh load): removals for keys gone, registrations
     /// (refreshes when unchanged) for the rest.
-    fn replace_all(&mut self, feed: &Feed, keys: HashMap<Vec<u8>, Vec<u8>>, batch: &mut Vec<Change>) {
+    fn replace_all(
+        &mut self,
+        feed: &Feed,
+        keys: HashMap<Vec<u8>, Vec<u8>>,
+        batch: &mut Vec<Change>,
+    ) {
         let gone: Vec<Vec<u8>> = self
             .keys
             .keys()
@@ -195,7 +210,12 @@ mod tests {
 
     fn ports(store: &RouteStore, host: &str) -> Vec<u16> {
         store.lookup(host, "/").map_or(Vec::new(), |route| {
-            route.pool.endpoints.iter().map(|e| e.spec.address.port()).collect()
+            route
+                .pool
+                .endpoints
+                .iter()
+                .map(|e| e.spec.address.port())
+                .collect()
         })
     }
 
@@ -209,20 +229,38 @@ mod tests {
             f(known, &mut batch);
             feed.apply(batch);
         };
-        step(&mut known, &|k, b| k.put(&feed, b"k1", &value(1, "a.com"), b));
-        step(&mut known, &|k, b| k.put(&feed, b"k2", &value(1, "a.com"), b));
-        step(&mut known, &|k, b| k.put(&feed, b"k3", &value(3, "b.com"), b));
+        step(&mut known, &|k, b| {
+            k.put(&feed, b"k1", &value(1, "a.com"), b)
+        });
+        step(&mut known, &|k, b| {
+            k.put(&feed, b"k2", &value(1, "a.com"), b)
+        });
+        step(&mut known, &|k, b| {
+            k.put(&feed, b"k3", &value(3, "b.com"), b)
+        });
         step(&mut known, &|k, b| k.delete(b"k1", b));
         assert_eq!(ports(&store, "a.com"), [1], "k2 still holds it");
-        step(&mut known, &|k, b| k.put(&feed, b"k2", &value(2, "a.com"), b));
-        assert_eq!(ports(&store, "a.com"), [2], "a key's new value replaces its old one");
+        step(&mut known, &|k, b| {
+            k.put(&feed, b"k2", &value(2, "a.com"), b)
+        });
+        assert_eq!(
+            ports(&store, "a.com"),
+            [2],
+            "a key's new value replaces its old one"
+        );
         step(&mut known, &|k, b| k.put(&feed, b"k2", b"{bad json", b));
         assert_eq!(ports(&store, "a.com"), [2], "a bad value changes nothing");
         let reload = HashMap::from([(b"k3".to_vec(), value(3, "b.com"))]);
         step(&mut known, &|k, b| k.replace_all(&feed, reload.clone(), b));
-        assert_eq!(ports(&store, "a.com"), Vec::<u16>::new(), "k2 went while away");
+        assert_eq!(
+            ports(&store, "a.com"),
+            Vec::<u16>::new(),
+            "k2 went while away"
+        );
         assert_eq!(ports(&store, "b.com"), [3]);
-        let lease = store.lookup("b.com", "/").unwrap().pool.endpoints[0].lease.is_none();
+        let lease = store.lookup("b.com", "/").unwrap().pool.endpoints[0]
+            .lease
+            .is_none();
         assert!(lease, "etcd's keys expire by etcd's lease, not here");
     }
 }

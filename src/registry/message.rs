@@ -294,7 +294,10 @@ mod tests {
             Err(error) => error,
             Ok(messages) => messages
                 .iter()
-                .find_map(|m| m.registrations(Source::Admin, Some(Duration::from_secs(120))).err())
+                .find_map(|m| {
+                    m.registrations(Source::Admin, Some(Duration::from_secs(120)))
+                        .err()
+                })
                 .expect("an error"),
         }
     }
@@ -308,7 +311,9 @@ mod tests {
             "stale_threshold_in_seconds":30,"tags":{"component":"route-emitter"},
             "options":{"loadbalancing":"least-connection"}}"#;
         let messages = parse_messages(body.as_bytes()).unwrap();
-        let changes = messages[0].registrations(Source::Admin, Some(Duration::from_secs(120))).unwrap();
+        let changes = messages[0]
+            .registrations(Source::Admin, Some(Duration::from_secs(120)))
+            .unwrap();
         assert_eq!(changes.len(), 2);
         let Change::Add(reg) = &changes[1] else {
             panic!("not an add")
@@ -351,7 +356,9 @@ mod tests {
         let body =
             r#"{"host":"127.0.0.1","port":1,"uris":["a.com"],"stale_threshold_in_seconds":999}"#;
         let messages = parse_messages(body.as_bytes()).unwrap();
-        let changes = messages[0].registrations(Source::Admin, Some(Duration::from_secs(120))).unwrap();
+        let changes = messages[0]
+            .registrations(Source::Admin, Some(Duration::from_secs(120)))
+            .unwrap();
         let Change::Add(reg) = &changes[0] else {
             panic!("not an add")
         };

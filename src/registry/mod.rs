@@ -14,8 +14,8 @@ mod store;
 mod ticker;
 
 pub use config_source::{StaticRoute, reload_from_file, static_routes, watch_file};
-pub use feed::{Action, Feed, SourceStats};
 pub use etcd_source::spawn_etcd;
+pub use feed::{Action, Feed, SourceStats};
 pub use message::{MessageError, RegistryMessage, parse_messages};
 pub use nats_source::{StartMessage, spawn_nats};
 pub use source_thread::SourceHandle;

@@ -115,7 +115,10 @@ pub fn spawn_nats(
     feed.stats()
         .connected
         .store(false, std::sync::atomic::Ordering::Relaxed);
-    spawn_source("switchyard-nats", run(options, servers, Arc::new(feed), start))
+    spawn_source(
+        "switchyard-nats",
+        run(options, servers, Arc::new(feed), start),
+    )
 }
 
 async fn run(options: ConnectOptions, servers: Vec<String>, feed: Arc<Feed>, start: StartMessage) {

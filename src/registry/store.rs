@@ -594,7 +594,10 @@ mod tests {
             registration_from(Source::Nats, "a.com", 1, ttl),
             registration_from(Source::Nats, "a.com", 1, ttl),
         ]);
-        assert_eq!((applied.added, applied.updated, applied.refreshed), (1, 1, 1));
+        assert_eq!(
+            (applied.added, applied.updated, applied.refreshed),
+            (1, 1, 1)
+        );
         let route = store.lookup("a.com", "/").unwrap();
         assert_eq!(route.pool.endpoints[0].source, Source::Nats);
     }

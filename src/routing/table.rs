@@ -265,7 +265,12 @@ mod tests {
             .map(|i| {
                 let backend = BackendConfig::plain(([127, 0, 0, 1], 9000 + i as u16).into());
                 let spec = EndpointSpec::from_config(&backend, UpstreamProtocol::Http1);
-                Arc::new(Endpoint::new(spec, Source::Config, None, Default::default()))
+                Arc::new(Endpoint::new(
+                    spec,
+                    Source::Config,
+                    None,
+                    Default::default(),
+                ))
             })
             .collect();
         Arc::new(Route::new(

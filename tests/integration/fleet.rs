@@ -1,0 +1,542 @@
+//! Fleets of routers: routes from real NATS (gorouter's messages) and etcd servers. Register,
+//! route, unregister; expiry by time to live and by lease; greet and start messages; bad
+//! messages; servers restarted under traffic; etcd history compacted; two routers sharing
+//! both.
+
+use crate::shared_servers::{EtcdServer, NatsServer};
+use crate::support::*;
+use futures_util::StreamExt;
+use http::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A registration of `backend` for `uris`.
+fn message(backend: &Backend, uris: &[&str], ttl_seconds: u64) -> Value {
+    json!({
+        "host": "127.0.0.1",
+        "port": backend.addr.port(),
+        "uris": uris,
+        "app": "app-guid",
+        "private_instance_id": format!("instance-{}", backend.addr.port()),
+        "private_instance_index": "0",
+        "stale_threshold_in_seconds": ttl_seconds,
+    })
+}
+
+/// Polls `check` every 20 ms until it holds; panics after `limit` naming `what`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status(router: &TestRouter, host: &str) -> StatusCode {
+    get(router, host, "/").await.status()
+}
+
+async fn served_by(router: &TestRouter, host: &str) -> Option<String> {
+    let response = get(router, host, "/").await;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    json_body(response).await["backend"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The source of each endpoint of `uri` in `/routes`.
+async fn sources(router: &TestRouter, uri: &str) -> Vec<String> {
+    let req = http::Request::get("/routes")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let routes = json_body(send(router.admin, req).await).await;
+    routes[uri].as_array().map_or(Vec::new(), |endpoints| {
+        endpoints
+            .iter()
+            .map(|e| e["source"].as_str().unwrap().to_string())
+            .collect()
+    })
+}
+
+async fn source_metric(router: &TestRouter, name: &str, source: &str) -> f64 {
+    let req = http::Request::get("/metrics")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let body = text(send(router.admin, req).await).await;
+    let prefix = format!("{name}{{source=\"{source}\"}} ");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
+
+fn nats_router(nats: &NatsServer, extra: &str) -> TestRouter {
+    TestRouter::start(&format!(
+        "{BASE}\n[registry]\n{extra}\n[registry.nats]\nservers = [\"{}\"]\n",
+        nats.url()
+    ))
+}
+
+async fn connected(router: &TestRouter, source: &str) {
+    eventually(Duration::from_secs(10), "source connected", || async {
+        source_metric(router, "switchyard_registry_connected", source).await == 1.0
+    })
+    .await;
+}
+
+async fn publish(client: &async_nats::Client, subject: &'static str, body: &Value) {
+    client
+        .publish(subject, body.to_string().into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_register_route_unregister_greet_and_bad_messages() {
+    let nats = NatsServer::start();
+    let backend = Backend::echo("nats-one").await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut starts = client.subscribe("router.start").await.unwrap();
+    client.flush().await.unwrap();
+
+    let router = nats_router(&nats, "");
+    let start: Value = tokio::time::timeout(Duration::from_secs(10), starts.next())
+        .await
+        .expect("router.start published at start")
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .unwrap();
+    assert_eq!(start["minimumRegisterIntervalInSeconds"], 20);
+    assert_eq!(start["pruneThresholdInSeconds"], 120);
+    assert_eq!(start["hosts"], json!(["127.0.0.1"]));
+    assert!(start["id"].as_str().unwrap().starts_with("0-"), "{start}");
+    connected(&router, "nats").await;
+
+    let greet = client.request("router.greet", "".into()).await.unwrap();
+    let greeted: Value = serde_json::from_slice(&greet.payload).unwrap();
+    assert_eq!(greeted, start, "the greet reply is the start message");
+
+    publish(
+        &client,
+        "router.register",
+        &message(&backend, &["nats.test"], 0),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "registered route", || async {
+        served_by(&router, "nats.test").await.as_deref() == Some("nats-one")
+    })
+    .await;
+    assert_eq!(sources(&router, "nats.test").await, ["nats"]);
+
+    // Bad messages are counted and change nothing; other subjects are ignored.
+    let rejected = "switchyard_registry_messages_rejected_total";
+    for bad in [
+        json!("{not json"),
+        json!({"host": "127.0.0.1", "port": 0, "uris": ["nats.test"]}),
+        json!({"host": "127.0.0.1", "port": 1, "uris": ["bad uri"]}),
+    ] {
+        let body = bad.as_str().map_or(bad.to_string(), str::to_string);
+        client
+            .publish("router.register", body.into())
+            .await
+            .unwrap();
+    }
+    publish(
+        &client,
+        "router.other",
+        &message(&backend, &["other.test"], 0),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "rejections counted", || async {
+        source_metric(&router, rejected, "nats").await == 3.0
+    })
+    .await;
+    assert_eq!(
+        served_by(&router, "nats.test").await.as_deref(),
+        Some("nats-one")
+    );
+    assert_eq!(status(&router, "other.test").await, StatusCode::NOT_FOUND);
+    assert_eq!(source_metric(&router, rejected, "admin").await, 0.0);
+
+    publish(
+        &client,
+        "router.unregister",
+        &message(&backend, &["nats.test"], 0),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "unregistered route", || async {
+        status(&router, "nats.test").await == StatusCode::NOT_FOUND
+    })
+    .await;
+    let added = metric(router.admin, "switchyard_registry_changes_total").await;
+    assert_eq!(added, 2.0, "one added, one removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_registrations_expire_after_their_time_to_live() {
+    let nats = NatsServer::start();
+    let backend = Backend::echo("short").await;
+    let router = nats_router(&nats, "prune_interval = \"100ms\"");
+    connected(&router, "nats").await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    publish(
+        &client,
+        "router.register",
+        &message(&backend, &["short.test"], 1),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "registered", || async {
+        status(&router, "short.test").await == StatusCode::OK
+    })
+    .await;
+    let registered = Instant::now();
+    eventually(Duration::from_secs(5), "expired", || async {
+        status(&router, "short.test").await == StatusCode::NOT_FOUND
+    })
+    .await;
+    let lived = registered.elapsed();
+    assert!(
+        lived >= Duration::from_millis(800),
+        "expired after {lived:?}, TTL 1 s"
+    );
+}
+
+/// Keeps registering `backend` for `uri` every 300 ms (a 1 s time to live) until `stop`.
+fn heartbeat(
+    client: async_nats::Client,
+    backend: &Backend,
+    uri: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let body = message(backend, &[uri], 1).to_string();
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let _ = client.publish("router.register", body.clone().into()).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+/// GETs `host` over and over until `stop` (at most 60 s): (answered, failed).
+fn traffic(
+    router: &TestRouter,
+    host: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    let http = router.http;
+    tokio::spawn(async move {
+        let (mut answered, mut failed) = (0, Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let req = http::Request::get("/")
+                .header("host", host)
+                .body(full(""))
+                .unwrap();
+            let response = send(http, req).await;
+            match response.status() {
+                StatusCode::OK => answered += 1,
+                other => failed.push(format!(
+                    "{other} {:?}",
+                    response.headers().get("x-cf-routererror")
+                )),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (answered, failed)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_under_traffic_loses_no_route_and_no_request() {
+    let mut nats = NatsServer::start();
+    let backend = Backend::echo("steady").await;
+    // Registrations live 1 s and the pruner runs every 100 ms: an outage of 2 s would empty
+    // the table if pruning went on while NATS is away.
+    let router = nats_router(&nats, "prune_interval = \"100ms\"");
+    connected(&router, "nats").await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut starts = client.subscribe("router.start").await.unwrap();
+    client.flush().await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let beats = heartbeat(client.clone(), &backend, "steady.test", stop.clone());
+    eventually(Duration::from_secs(5), "registered", || async {
+        status(&router, "steady.test").await == StatusCode::OK
+    })
+    .await;
+    let load = traffic(&router, "steady.test", stop.clone());
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nats.kill();
+    eventually(Duration::from_secs(5), "router sees NATS gone", || async {
+        source_metric(&router, "switchyard_registry_connected", "nats").await == 0.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        status(&router, "steady.test").await,
+        StatusCode::OK,
+        "kept while away"
+    );
+    nats.restart();
+    connected(&router, "nats").await;
+    let again = tokio::time::timeout(Duration::from_secs(10), starts.next()).await;
+    assert!(
+        matches!(again, Ok(Some(_))),
+        "router.start published after the reconnect"
+    );
+    assert_eq!(
+        source_metric(&router, "switchyard_registry_connections_total", "nats").await,
+        2.0
+    );
+
+    // New registrations work after the outage.
+    let fresh = Backend::echo("fresh").await;
+    publish(
+        &client,
+        "router.register",
+        &message(&fresh, &["fresh.test"], 0),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "registered after the outage",
+        || async { served_by(&router, "fresh.test").await.as_deref() == Some("fresh") },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    beats.await.unwrap();
+    let (answered, failed) = load.await.unwrap();
+    assert!(answered > 50, "only {answered} requests answered");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
+
+fn etcd_router(etcd: &EtcdServer) -> TestRouter {
+    TestRouter::start(&format!(
+        "{BASE}\n[registry.etcd]\nendpoints = [\"{}\"]\n",
+        etcd.url()
+    ))
+}
+
+const ROUTES: &str = "/switchyard/routes/";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_register_route_delete_lease_expiry_and_bad_values() {
+    let etcd = EtcdServer::start();
+    let one = Backend::echo("etcd-one").await;
+    let two = Backend::echo("etcd-two").await;
+    // A key written before the router starts is loaded.
+    etcd.put(
+        &format!("{ROUTES}one"),
+        &message(&one, &["etcd.test"], 0).to_string(),
+        None,
+    );
+    let router = etcd_router(&etcd);
+    connected(&router, "etcd").await;
+    eventually(Duration::from_secs(5), "loaded", || async {
+        served_by(&router, "etcd.test").await.as_deref() == Some("etcd-one")
+    })
+    .await;
+    assert_eq!(sources(&router, "etcd.test").await, ["etcd"]);
+
+    // Watched: a key with a 2 s lease nobody keeps alive comes, then goes with its lease.
+    let lease = etcd.grant(2);
+    etcd.put(
+        &format!("{ROUTES}two"),
+        &message(&two, &["lease.test"], 0).to_string(),
+        Some(&lease),
+    );
+    eventually(Duration::from_secs(5), "watched", || async {
+        served_by(&router, "lease.test").await.as_deref() == Some("etcd-two")
+    })
+    .await;
+    let put = Instant::now();
+    eventually(Duration::from_secs(10), "lease expired", || async {
+        status(&router, "lease.test").await == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(
+        put.elapsed() >= Duration::from_millis(1000),
+        "gone after {:?}",
+        put.elapsed()
+    );
+
+    // A bad value is counted and changes nothing, not even the key's old registration.
+    etcd.put(&format!("{ROUTES}one"), "{not json", None);
+    eventually(Duration::from_secs(5), "rejection counted", || async {
+        source_metric(
+            &router,
+            "switchyard_registry_messages_rejected_total",
+            "etcd",
+        )
+        .await
+            == 1.0
+    })
+    .await;
+    assert_eq!(
+        served_by(&router, "etcd.test").await.as_deref(),
+        Some("etcd-one")
+    );
+
+    let (ok, _) = etcd.etcdctl(&["del", &format!("{ROUTES}one")]);
+    assert!(ok);
+    eventually(Duration::from_secs(5), "deleted", || async {
+        status(&router, "etcd.test").await == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_restart_and_compaction_resume_the_watch_without_losing_or_doubling() {
+    let mut etcd = EtcdServer::start();
+    let kept = Backend::echo("kept").await;
+    let gone = Backend::echo("gone").await;
+    let later = Backend::echo("later").await;
+    etcd.put(
+        &format!("{ROUTES}kept"),
+        &message(&kept, &["kept.test"], 0).to_string(),
+        None,
+    );
+    etcd.put(
+        &format!("{ROUTES}gone"),
+        &message(&gone, &["gone.test"], 0).to_string(),
+        None,
+    );
+    let router = etcd_router(&etcd);
+    connected(&router, "etcd").await;
+    eventually(Duration::from_secs(5), "loaded", || async {
+        status(&router, "gone.test").await == StatusCode::OK
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(&router, "kept.test", stop.clone());
+
+    etcd.kill();
+    eventually(Duration::from_secs(10), "router sees etcd gone", || async {
+        source_metric(&router, "switchyard_registry_connected", "etcd").await == 0.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status(&router, "kept.test").await,
+        StatusCode::OK,
+        "kept while away"
+    );
+    etcd.restart();
+    // Deleted around the reconnect: gone whether the router sees it in the reload or the watch.
+    let (ok, _) = etcd.etcdctl(&["del", &format!("{ROUTES}gone")]);
+    assert!(ok);
+    connected(&router, "etcd").await;
+    eventually(Duration::from_secs(5), "deletion seen", || async {
+        status(&router, "gone.test").await == StatusCode::NOT_FOUND
+    })
+    .await;
+
+    // Compact the whole history, then keep writing: the watch still follows.
+    for i in 0..5 {
+        etcd.put(
+            &format!("{ROUTES}churn"),
+            &message(&later, &[&format!("churn{i}.test")], 0).to_string(),
+            None,
+        );
+    }
+    let (ok, status_out) = etcd.etcdctl(&["endpoint", "status", "-w", "json"]);
+    assert!(ok);
+    let revision =
+        serde_json::from_str::<Value>(&status_out).unwrap()[0]["Status"]["header"]["revision"]
+            .as_i64()
+            .unwrap();
+    let (ok, out) = etcd.etcdctl(&["compact", &revision.to_string()]);
+    assert!(ok, "compact: {out}");
+    etcd.put(
+        &format!("{ROUTES}later"),
+        &message(&later, &["later.test"], 0).to_string(),
+        None,
+    );
+    eventually(
+        Duration::from_secs(5),
+        "watched after compaction",
+        || async { served_by(&router, "later.test").await.as_deref() == Some("later") },
+    )
+    .await;
+    assert_eq!(
+        status(&router, "churn3.test").await,
+        StatusCode::NOT_FOUND,
+        "replaced by churn4"
+    );
+    assert_eq!(status(&router, "churn4.test").await, StatusCode::OK);
+
+    stop.store(true, Ordering::Relaxed);
+    let (answered, failed) = load.await.unwrap();
+    assert!(answered > 20, "only {answered} answered");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert_eq!(
+        sources(&router, "kept.test").await,
+        ["etcd"],
+        "one endpoint, not doubled"
+    );
+    assert_eq!(sources(&router, "later.test").await, ["etcd"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routers_share_one_nats_and_one_etcd() {
+    let nats = NatsServer::start();
+    let etcd = EtcdServer::start();
+    let over_nats = Backend::echo("over-nats").await;
+    let over_etcd = Backend::echo("over-etcd").await;
+    let config = format!(
+        "{BASE}\n[registry.nats]\nservers = [\"{}\"]\n[registry.etcd]\nendpoints = [\"{}\"]\n",
+        nats.url(),
+        etcd.url()
+    );
+    let routers = [TestRouter::start(&config), TestRouter::start(&config)];
+    for router in &routers {
+        connected(router, "nats").await;
+        connected(router, "etcd").await;
+    }
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    publish(
+        &client,
+        "router.register",
+        &message(&over_nats, &["a.fleet.test"], 0),
+    )
+    .await;
+    etcd.put(
+        &format!("{ROUTES}b"),
+        &message(&over_etcd, &["b.fleet.test"], 0).to_string(),
+        None,
+    );
+    let seen = AtomicUsize::new(0);
+    for router in &routers {
+        for (host, name) in [("a.fleet.test", "over-nats"), ("b.fleet.test", "over-etcd")] {
+            eventually(Duration::from_secs(5), host, || async {
+                served_by(router, host).await.as_deref() == Some(name)
+            })
+            .await;
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    assert_eq!(seen.load(Ordering::Relaxed), 4);
+}
