@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need (curl, nats-server, etcd,
-# protoc, a Python with grpcio for the gRPC test, cargo-fuzz), checks formatting and lints, runs every test, then fuzzes each
-# target for a bounded time (scripts/fuzz.sh).
+# protoc, a Python with grpcio for the gRPC test, cargo-fuzz), checks formatting and lints,
+# runs every test, then fuzzes each target for a bounded time (scripts/fuzz.sh).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh grpc       # extra arguments go to the test runner (a filter here)

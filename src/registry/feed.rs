@@ -110,14 +110,15 @@ impl Feed {
                 .fetch_add(messages.len() as u64, Ordering::Relaxed);
             let mut changes = Vec::with_capacity(messages.len());
             let many = messages.len() > 1;
-            for (i, message) in messages.iter().enumerate() {
+            for (i, message) in messages.into_iter().enumerate() {
                 let named = |e: MessageError| if many { e.within(&format!("[{i}]")) } else { e };
+                let sent = message.endpoint_updated_at_ns;
                 let converted = match action {
                     Action::Register => message.registrations(self.source, self.stale_threshold),
                     Action::Unregister => message.removals(),
                 };
                 changes.extend(converted.map_err(named)?);
-                if let Some(sent) = message.endpoint_updated_at_ns {
+                if let Some(sent) = sent {
                     self.stats.lag_ms.store(lag_ms(sent), Ordering::Relaxed);
                 }
             }

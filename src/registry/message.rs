@@ -5,6 +5,7 @@
 use super::{Change, Registration};
 use crate::config::HashKey;
 use crate::config::{BalancerKind, UpstreamProtocol};
+use crate::log_limit::LogLimit;
 use crate::routing::{EndpointSpec, RouteOptions, RouteUri, Source, or_address};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -144,11 +145,12 @@ impl RegistryMessage {
     /// The registrations this message makes for `source` (one per uri). `stale_threshold`
     /// caps the TTL; `None` = they never expire by time (the source removes them).
     pub fn registrations(
-        &self,
+        self,
         source: Source,
         stale_threshold: Option<Duration>,
     ) -> Result<Vec<Change>, MessageError> {
         let (address, tls) = self.address()?;
+        let uris = self.uris()?;
         let tls_name = if tls {
             if self.server_cert_domain_san.is_empty() {
                 return Err(MessageError::new(
@@ -188,10 +190,10 @@ impl RegistryMessage {
             address,
             tls_name,
             protocol,
-            app_id: self.app.clone(),
+            app_id: self.app,
             instance_id: or_address(&self.private_instance_id, address),
-            instance_index: self.private_instance_index.clone(),
-            tags: self.tags.clone(),
+            instance_index: self.private_instance_index,
+            tags: self.tags,
         };
         let hash_key = match self.options.hash_header.as_str() {
             "" => None,
@@ -201,22 +203,30 @@ impl RegistryMessage {
             ),
         };
         let options = RouteOptions {
-            balancer: self.balancer(),
+            balancer: balancer(&self.options.loadbalancing),
             hash_key,
             route_service_url,
             ..RouteOptions::default()
         };
-        Ok(self
-            .uris()?
+        // Most messages name one uri: the last registration takes the values, the others copy.
+        let count = uris.len();
+        let mut values = Some((endpoint, options));
+        Ok(uris
             .into_iter()
-            .map(|uri| {
-                Change::Add(Box::new(Registration {
+            .enumerate()
+            .filter_map(|(i, uri)| {
+                let (endpoint, options) = if i + 1 == count {
+                    values.take()?
+                } else {
+                    values.clone()?
+                };
+                Some(Change::Add(Box::new(Registration {
                     uri,
-                    endpoint: endpoint.clone(),
+                    endpoint,
                     source,
                     ttl,
-                    options: options.clone(),
-                }))
+                    options,
+                })))
             })
             .collect())
     }
@@ -263,24 +273,28 @@ impl RegistryMessage {
             })
             .collect()
     }
+}
 
-    /// The balancer asked for; an unknown name is ignored (logged), as gorouter does, so a
-    /// newer platform's option never takes a route down.
-    fn balancer(&self) -> Option<BalancerKind> {
-        match self.options.loadbalancing.as_str() {
-            "" => None,
-            "round-robin" => Some(BalancerKind::RoundRobin),
-            "least-connection" | "least-connections" => Some(BalancerKind::LeastConnections),
-            "random" => Some(BalancerKind::Random),
-            "p2c-ewma" => Some(BalancerKind::P2cEwma),
-            "hash" => Some(BalancerKind::Hash),
-            other => {
+/// The balancer a registration asks for; an unknown name is ignored (logged), as gorouter
+/// does, so a newer platform's option never takes a route down.
+fn balancer(name: &str) -> Option<BalancerKind> {
+    match name {
+        "" => None,
+        "round-robin" => Some(BalancerKind::RoundRobin),
+        "least-connection" | "least-connections" => Some(BalancerKind::LeastConnections),
+        "random" => Some(BalancerKind::Random),
+        "p2c-ewma" => Some(BalancerKind::P2cEwma),
+        "hash" => Some(BalancerKind::Hash),
+        other => {
+            static UNKNOWN: LogLimit = LogLimit::new(1);
+            if let Some(suppressed) = UNKNOWN.admit() {
                 tracing::warn!(
                     balancer = other,
+                    suppressed,
                     "registration asks for an unknown balancer; using the default"
                 );
-                None
             }
+            None
         }
     }
 }
@@ -293,7 +307,7 @@ mod tests {
         match parse_messages(body.as_bytes()) {
             Err(error) => error,
             Ok(messages) => messages
-                .iter()
+                .into_iter()
                 .find_map(|m| {
                     m.registrations(Source::Admin, Some(Duration::from_secs(120)))
                         .err()
@@ -312,6 +326,7 @@ mod tests {
             "options":{"loadbalancing":"least-connection"}}"#;
         let messages = parse_messages(body.as_bytes()).unwrap();
         let changes = messages[0]
+            .clone()
             .registrations(Source::Admin, Some(Duration::from_secs(120)))
             .unwrap();
         assert_eq!(changes.len(), 2);
@@ -357,6 +372,7 @@ mod tests {
             r#"{"host":"127.0.0.1","port":1,"uris":["a.com"],"stale_threshold_in_seconds":999}"#;
         let messages = parse_messages(body.as_bytes()).unwrap();
         let changes = messages[0]
+            .clone()
             .registrations(Source::Admin, Some(Duration::from_secs(120)))
             .unwrap();
         let Change::Add(reg) = &changes[0] else {

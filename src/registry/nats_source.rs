@@ -168,18 +168,40 @@ async fn run(options: ConnectOptions, servers: Vec<String>, feed: Arc<Feed>, sta
                 let mut batch = Vec::new();
                 let mut greets = Vec::new();
                 take(&feed, message, &mut batch, &mut greets);
-                while batch.len() < MAX_BATCH {
-                    match subscriber.next().now_or_never() {
-                        Some(Some(message)) => take(&feed, message, &mut batch, &mut greets),
-                        _ => break,
-                    }
-                }
+                gather(&feed, &mut subscriber, &mut batch, &mut greets).await;
                 feed.apply(batch);
                 for reply in greets {
                     if let Err(error) = client.publish(reply, start.clone()).await {
                         tracing::warn!(%error, "NATS: cannot answer router.greet");
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Adds the messages that keep arriving to `batch`, up to [`MAX_BATCH`] changes. The client's
+/// reader runs on this thread too, so it is given a turn whenever nothing is ready; the batch
+/// ends when a turn brings nothing. A burst then becomes a few large table updates, and a
+/// trickle of heartbeats goes through one by one.
+async fn gather(
+    feed: &Feed,
+    subscriber: &mut async_nats::Subscriber,
+    batch: &mut Vec<Change>,
+    greets: &mut Vec<async_nats::Subject>,
+) {
+    let mut waited = false;
+    while batch.len() < MAX_BATCH {
+        match subscriber.next().now_or_never() {
+            Some(Some(message)) => {
+                take(feed, message, batch, greets);
+                waited = false;
+            }
+            Some(None) => return,
+            None if waited => return,
+            None => {
+                tokio::task::yield_now().await;
+                waited = true;
             }
         }
     }
