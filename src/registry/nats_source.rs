@@ -138,7 +138,7 @@ async fn run(options: ConnectOptions, servers: Vec<String>, feed: Arc<Feed>, sta
         Err(error) => return tracing::error!(%error, "NATS: cannot subscribe to router.*"),
     };
     let start = bytes::Bytes::from(serde_json::to_vec(&start).unwrap_or_default());
-    let dropped_log = LogLimit::new(1);
+    let (dropped_log, errors_log) = (LogLimit::new(1), LogLimit::new(1));
     loop {
         tokio::select! {
             Some(event) = events.recv() => match event {
@@ -157,6 +157,11 @@ async fn run(options: ConnectOptions, servers: Vec<String>, feed: Arc<Feed>, sta
                 Event::SlowConsumer(_) => {
                     if let Some(suppressed) = dropped_log.admit() {
                         tracing::warn!(suppressed, "NATS dropped messages: the router is not keeping up");
+                    }
+                }
+                Event::ServerError(_) | Event::ClientError(_) => {
+                    if let Some(suppressed) = errors_log.admit() {
+                        tracing::warn!(event = %event, suppressed, "NATS");
                     }
                 }
                 other => tracing::info!(event = %other, "NATS"),

@@ -185,6 +185,63 @@ async fn nats_register_route_unregister_greet_and_bad_messages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_over_tls_with_a_user_and_password() {
+    let pki = TestPki::new();
+    let (cert, key) = pki.leaf("nats", &["localhost", "127.0.0.1"]);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let options = [
+        "--tls",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "--user",
+        "router",
+        "--pass",
+        "s3cret",
+    ];
+    let nats = NatsServer::start_with(&options);
+    let backend = Backend::echo("secure").await;
+    let url = format!("tls://localhost:{}", nats.port);
+    let config = |password: &str| {
+        format!(
+            "{BASE}\n[registry.nats]\nservers = [\"{url}\"]\nuser = \"router\"\n\
+             password = \"{password}\"\ntls = true\nca_file = \"{}\"\n",
+            pki.ca().display()
+        )
+    };
+    let wrong = TestRouter::start(&config("wrong"));
+    let router = TestRouter::start(&config("s3cret"));
+    connected(&router, "nats").await;
+    let client = async_nats::ConnectOptions::new()
+        .user_and_password("router".into(), "s3cret".into())
+        .add_root_certificates(pki.ca())
+        .require_tls(true)
+        .connect(url.as_str())
+        .await
+        .unwrap();
+    publish(
+        &client,
+        "router.register",
+        &message(&backend, &["secure.test"], 0),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "registered over TLS", || async {
+        served_by(&router, "secure.test").await.as_deref() == Some("secure")
+    })
+    .await;
+    assert_eq!(
+        source_metric(&wrong, "switchyard_registry_connected", "nats").await,
+        0.0
+    );
+    assert_eq!(
+        status(&wrong, "secure.test").await,
+        StatusCode::NOT_FOUND,
+        "wrong password"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_registrations_expire_after_their_time_to_live() {
     let nats = NatsServer::start();
     let backend = Backend::echo("short").await;

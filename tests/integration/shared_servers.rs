@@ -47,14 +47,21 @@ fn wait_listening(address: SocketAddr, what: &str) {
 /// A `nats-server` process.
 pub struct NatsServer {
     pub port: u16,
+    options: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port.
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a free port with extra command-line `options`.
+    pub fn start_with(options: &[&str]) -> NatsServer {
         let mut server = NatsServer {
             port: free_port(),
+            options: options.iter().map(|o| o.to_string()).collect(),
             child: None,
         };
         server.restart();
@@ -74,7 +81,10 @@ impl NatsServer {
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         stop(&mut self.child);
-        let args = ["-a", "127.0.0.1", "-p", &self.port.to_string()].map(String::from);
+        let mut args = ["-a", "127.0.0.1", "-p", &self.port.to_string()]
+            .map(String::from)
+            .to_vec();
+        args.extend(self.options.iter().cloned());
         self.child = Some(spawn("nats-server", &args));
         wait_listening(([127, 0, 0, 1], self.port).into(), "nats-server");
     }
