@@ -3,13 +3,15 @@
 //! messages; servers restarted under traffic; etcd history compacted; two routers sharing
 //! both.
 
+use crate::process::{Process, start_router};
 use crate::shared_servers::{EtcdServer, NatsServer};
 use crate::support::*;
 use futures_util::StreamExt;
 use http::StatusCode;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A registration of `backend` for `uris`.
@@ -41,12 +43,47 @@ where
     }
 }
 
-async fn status(router: &TestRouter, host: &str) -> StatusCode {
-    get(router, host, "/").await.status()
+/// A router under test: in-process or the real binary.
+trait At {
+    fn http(&self) -> SocketAddr;
+    fn admin(&self) -> SocketAddr;
 }
 
-async fn served_by(router: &TestRouter, host: &str) -> Option<String> {
-    let response = get(router, host, "/").await;
+impl At for TestRouter {
+    fn http(&self) -> SocketAddr {
+        self.http
+    }
+    fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+}
+
+/// The binary, with its HTTP and admin addresses.
+type Binary = (Process, SocketAddr, SocketAddr);
+
+impl At for Binary {
+    fn http(&self) -> SocketAddr {
+        self.1
+    }
+    fn admin(&self) -> SocketAddr {
+        self.2
+    }
+}
+
+async fn get_host(router: &impl At, host: &str) -> http::Response<hyper::body::Incoming> {
+    let req = http::Request::get("/")
+        .header("host", host)
+        .body(full(""))
+        .unwrap();
+    send(router.http(), req).await
+}
+
+async fn status(router: &impl At, host: &str) -> StatusCode {
+    get_host(router, host).await.status()
+}
+
+async fn served_by(router: &impl At, host: &str) -> Option<String> {
+    let response = get_host(router, host).await;
     if response.status() != StatusCode::OK {
         return None;
     }
@@ -56,12 +93,12 @@ async fn served_by(router: &TestRouter, host: &str) -> Option<String> {
 }
 
 /// The source of each endpoint of `uri` in `/routes`.
-async fn sources(router: &TestRouter, uri: &str) -> Vec<String> {
+async fn sources(router: &impl At, uri: &str) -> Vec<String> {
     let req = http::Request::get("/routes")
         .header("host", "admin")
         .body(full(""))
         .unwrap();
-    let routes = json_body(send(router.admin, req).await).await;
+    let routes = json_body(send(router.admin(), req).await).await;
     routes[uri].as_array().map_or(Vec::new(), |endpoints| {
         endpoints
             .iter()
@@ -70,12 +107,12 @@ async fn sources(router: &TestRouter, uri: &str) -> Vec<String> {
     })
 }
 
-async fn source_metric(router: &TestRouter, name: &str, source: &str) -> f64 {
+async fn source_metric(router: &impl At, name: &str, source: &str) -> f64 {
     let req = http::Request::get("/metrics")
         .header("host", "admin")
         .body(full(""))
         .unwrap();
-    let body = text(send(router.admin, req).await).await;
+    let body = text(send(router.admin(), req).await).await;
     let prefix = format!("{name}{{source=\"{source}\"}} ");
     body.lines()
         .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
@@ -89,7 +126,7 @@ fn nats_router(nats: &NatsServer, extra: &str) -> TestRouter {
     ))
 }
 
-async fn connected(router: &TestRouter, source: &str) {
+async fn connected(router: &impl At, source: &str) {
     eventually(Duration::from_secs(10), "source connected", || async {
         source_metric(router, "switchyard_registry_connected", source).await == 1.0
     })
@@ -558,18 +595,19 @@ async fn etcd_restart_and_compaction_resume_the_watch_without_losing_or_doubling
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_routers_share_one_nats_and_one_etcd() {
+async fn two_router_processes_share_one_nats_and_one_etcd() {
     let nats = NatsServer::start();
     let etcd = EtcdServer::start();
     let over_nats = Backend::echo("over-nats").await;
     let over_etcd = Backend::echo("over-etcd").await;
-    let config = format!(
-        "{BASE}\n[registry.nats]\nservers = [\"{}\"]\n[registry.etcd]\nendpoints = [\"{}\"]\n",
+    let registries = format!(
+        "[registry.nats]\nservers = [\"{}\"]\n[registry.etcd]\nendpoints = [\"{}\"]\n",
         nats.url(),
         etcd.url()
     );
-    let routers = [TestRouter::start(&config), TestRouter::start(&config)];
-    for router in &routers {
+    let first: Binary = start_router("", &registries).await;
+    let second: Binary = start_router("", &registries).await;
+    for router in [&first, &second] {
         connected(router, "nats").await;
         connected(router, "etcd").await;
     }
@@ -580,20 +618,27 @@ async fn two_routers_share_one_nats_and_one_etcd() {
         &message(&over_nats, &["a.fleet.test"], 0),
     )
     .await;
-    etcd.put(
-        &format!("{ROUTES}b"),
-        &message(&over_etcd, &["b.fleet.test"], 0).to_string(),
-        None,
-    );
-    let seen = AtomicUsize::new(0);
-    for router in &routers {
+    let value = message(&over_etcd, &["b.fleet.test"], 0).to_string();
+    etcd.put(&format!("{ROUTES}b"), &value, None);
+    for router in [&first, &second] {
         for (host, name) in [("a.fleet.test", "over-nats"), ("b.fleet.test", "over-etcd")] {
             eventually(Duration::from_secs(5), host, || async {
                 served_by(router, host).await.as_deref() == Some(name)
             })
             .await;
-            seen.fetch_add(1, Ordering::Relaxed);
         }
     }
-    assert_eq!(seen.load(Ordering::Relaxed), 4);
+    // Both see the removal too.
+    publish(
+        &client,
+        "router.unregister",
+        &message(&over_nats, &["a.fleet.test"], 0),
+    )
+    .await;
+    for router in [&first, &second] {
+        eventually(Duration::from_secs(5), "unregistered", || async {
+            status(router, "a.fleet.test").await == StatusCode::NOT_FOUND
+        })
+        .await;
+    }
 }
