@@ -78,15 +78,7 @@ async fn session(
         options = options.with_user(config.user.clone(), config.password.clone());
     }
     let mut client = Client::connect(&config.endpoints, Some(options)).await?;
-    let loaded = client
-        .get(dir, Some(GetOptions::new().with_prefix()))
-        .await?;
-    let revision = loaded.header().map_or(0, |header| header.revision());
-    let keys: HashMap<Vec<u8>, Vec<u8>> = loaded
-        .kvs()
-        .iter()
-        .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-        .collect();
+    let (keys, revision) = load(&mut client, dir).await?;
     let count = keys.len();
     let mut batch = Vec::new();
     known.replace_all(feed, keys, &mut batch);
@@ -116,6 +108,52 @@ async fn session(
         feed.apply(batch);
     }
     Ok(Ended::Closed)
+}
+
+/// Keys read per request while loading (a page stays far below gRPC's 4 MiB message limit).
+const PAGE: i64 = 1_000;
+
+/// Every key under `dir` with its value, read page by page at one revision; and that revision.
+async fn load(
+    client: &mut Client,
+    dir: &str,
+) -> Result<(HashMap<Vec<u8>, Vec<u8>>, i64), etcd_client::Error> {
+    let end = prefix_end(dir.as_bytes());
+    let mut keys = HashMap::new();
+    let mut from = dir.as_bytes().to_vec();
+    let mut revision = 0;
+    loop {
+        let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if revision > 0 {
+            options = options.with_revision(revision);
+        }
+        let page = client.get(from.clone(), Some(options)).await?;
+        if revision == 0 {
+            revision = page.header().map_or(0, |header| header.revision());
+        }
+        for kv in page.kvs() {
+            keys.insert(kv.key().to_vec(), kv.value().to_vec());
+        }
+        match page.kvs().last() {
+            Some(last) if page.more() => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => return Ok((keys, revision)),
+        }
+    }
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// One route and endpoint a key registered.
@@ -217,6 +255,12 @@ mod tests {
                 .map(|e| e.spec.address.port())
                 .collect()
         })
+    }
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"/s/routes/"), b"/s/routes0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
     }
 
     #[test]

@@ -642,3 +642,36 @@ async fn two_router_processes_share_one_nats_and_one_etcd() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_loads_a_prefix_larger_than_one_response() {
+    let etcd = EtcdServer::start();
+    let backend = Backend::echo("paged").await;
+    let mut client = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    // 2,500 keys of about 2 KiB: 5 MiB, more than one gRPC message may carry (4 MiB).
+    let keys = 2_500;
+    let pad = "x".repeat(2_000);
+    for first in (0..keys).step_by(100) {
+        let puts: Vec<etcd_client::TxnOp> = (first..first + 100)
+            .map(|i| {
+                let mut value = message(&backend, &[&format!("app-{i}.paged.test")], 0);
+                value["tags"] = json!({ "pad": pad });
+                etcd_client::TxnOp::put(format!("{ROUTES}{i:05}"), value.to_string(), None)
+            })
+            .collect();
+        client
+            .txn(etcd_client::Txn::new().and_then(puts))
+            .await
+            .unwrap();
+    }
+    let router = etcd_router(&etcd);
+    connected(&router, "etcd").await;
+    let routes = metric(router.admin, "switchyard_routes").await;
+    assert_eq!(routes, keys as f64, "every key loaded");
+    assert_eq!(
+        served_by(&router, "app-2499.paged.test").await.as_deref(),
+        Some("paged")
+    );
+}
