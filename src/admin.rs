@@ -2,6 +2,7 @@
 //! `POST /routes/register` / `POST /routes/unregister` with gorouter's registration JSON, with an
 //! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
 
+use crate::access_log::AccessLog;
 use crate::body::ProxyBody;
 use crate::clock::now_ms;
 use crate::health::{PassiveHealth, Standing};
@@ -30,6 +31,8 @@ pub struct AdminState {
     pub feed: Arc<Feed>,
     /// Every route source's counters (for `/metrics`).
     pub sources: Vec<Arc<SourceStats>>,
+    /// The access log, when on (for `/metrics`).
+    pub access_log: Option<Arc<AccessLog>>,
     /// Health follows the lifecycle phase.
     pub lifecycle: Arc<Lifecycle>,
     /// Bearer token; empty = no authentication.
@@ -176,9 +179,12 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBod
         "/routes/unregister" => change_routes(state, req, Action::Unregister).await,
         "/metrics" => {
             let table = state.feed.registry().snapshot();
-            let text = state
-                .metrics
-                .render(&table, &state.lifecycle, &state.sources);
+            let text = state.metrics.render(
+                &table,
+                &state.lifecycle,
+                &state.sources,
+                state.access_log.as_deref(),
+            );
             let mut response = Response::new(ProxyBody::full(text));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

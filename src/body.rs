@@ -23,6 +23,13 @@ impl<T> StreamedBody for T where
 {
 }
 
+/// Told once when a streamed response body is done, finished or abandoned, with the body
+/// bytes that went out (the access log's record of the request waits for this).
+pub trait BodyEnd: Send + Sync + std::fmt::Debug {
+    /// The body is done after `bytes` bytes.
+    fn ended(self: Box<Self>, bytes: u64);
+}
+
 /// A body flowing through the router.
 #[derive(Debug, Default)]
 pub enum ProxyBody {

@@ -67,13 +67,15 @@ async fn handle_signals(router: &RunningRouter, path: Option<&Path>) -> std::io:
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut poll = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); router.stop(); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); router.stop(); }
             _ = usr1.recv() => { tracing::info!("SIGUSR1: draining"); router.drain(); }
-            _ = hup.recv() => reload(router, path),
+            _ = hup.recv() => { router.reopen_logs(); reload(router, path) }
+            _ = usr2.recv() => { tracing::info!("SIGUSR2: reopening the access log"); router.reopen_logs(); }
             _ = poll.tick() => if router.is_finished() { return Ok(()) },
         }
     }

@@ -13,7 +13,7 @@
 //!   [`conn_state`], [`lifecycle`], [`log_limit`], [`runtime_thread`], [`memory`], [`http1`] and [`http2`] (wire helpers),
 //!   [`route_service`] (signatures), [`body`];
 //! - [`health`] (per-backend state and pure decisions) -> [`routing`] (the route model and
-//!   table) -> [`balance`] -> [`registry`] (sources feeding the table) -> [`metrics`] ->
+//!   table) -> [`access_log`] -> [`balance`] -> [`registry`] (sources feeding the table) -> [`metrics`] ->
 //!   [`upstream`] -> [`checker`] (active health checks), [`proxy`] -> [`server`] -> [`admin`],
 //!   [`router`] (ties it together).
 //!
@@ -25,6 +25,7 @@
 //! call [`RunningRouter::start`], or [`RunningRouter::builder`] to plug in your own
 //! [`registry::Registry`] or [`proxy::RouteExtractor`].
 
+pub mod access_log;
 pub mod admin;
 pub mod balance;
 pub mod body;

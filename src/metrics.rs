@@ -1,6 +1,7 @@
 //! Router-wide counters, rendered in Prometheus text format by the admin API (`/metrics`).
 //! Counting costs one relaxed atomic add per response; endpoint counters live on the endpoints.
 
+use crate::access_log::AccessLog;
 use crate::lifecycle::Lifecycle;
 use crate::registry::SourceStats;
 use crate::routing::{Endpoint, RouteTable};
@@ -103,9 +104,27 @@ impl Metrics {
         table: &RouteTable,
         lifecycle: &Lifecycle,
         sources: &[Arc<SourceStats>],
+        access_log: Option<&AccessLog>,
     ) -> String {
         let mut out = String::new();
         render_sources(&mut out, sources);
+        if let Some(log) = access_log {
+            for (name, help, value) in [
+                (
+                    "switchyard_access_log_lines_total",
+                    "Access log lines written.",
+                    log.written(),
+                ),
+                (
+                    "switchyard_access_log_dropped_total",
+                    "Access log lines dropped because the writer could not keep up.",
+                    log.dropped(),
+                ),
+            ] {
+                family(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
         labelled(
             &mut out,
             ("switchyard_responses_total", "class"),

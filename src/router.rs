@@ -2,6 +2,7 @@
 //! This is the embedding entry point: `RunningRouter::start(config)`, or
 //! `RunningRouter::builder(config)` to plug in your own registry or route extractor.
 
+use crate::access_log::{AccessLog, Destination};
 use crate::admin;
 use crate::checker;
 use crate::config::Config;
@@ -40,6 +41,14 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The access log file could not be opened.
+    #[error("access_log.path {path}: {error}")]
+    AccessLog {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 /// A router that is serving.
@@ -53,6 +62,7 @@ pub struct RunningRouter {
     drain_wait: Duration,
     workers: Vec<JoinHandle<()>>,
     admin_thread: Option<JoinHandle<()>>,
+    access_log: Option<Arc<AccessLog>>,
     _sources: Vec<SourceHandle>,
     _chores: Vec<Ticker>,
 }
@@ -151,6 +161,22 @@ fn start_sources(
     })
 }
 
+/// The access log, when `[access_log] enabled`.
+fn start_access_log(config: &Config) -> Result<Option<Arc<AccessLog>>, StartError> {
+    let settings = &config.access_log;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let destination = match settings.path.as_os_str() {
+        path if path == "-" => Destination::Stdout,
+        _ => Destination::File(config.resolve(&settings.path)),
+    };
+    let path = settings.path.display().to_string();
+    let log = AccessLog::start(destination, settings.format)
+        .map_err(|error| StartError::AccessLog { path, error })?;
+    Ok(Some(Arc::new(log)))
+}
+
 fn worker_count(configured: usize) -> usize {
     if configured > 0 {
         return configured;
@@ -223,6 +249,7 @@ impl RunningRouter {
             }
         };
         let sources = start_sources(&config, &registry, http_addr)?;
+        let access_log = start_access_log(&config)?;
         let lifecycle = Lifecycle::new();
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(ServeSettings::new(&config.server));
@@ -244,7 +271,10 @@ impl RunningRouter {
             registry.clone(),
             parts.extractor,
             upstream,
-            proxy_settings(&config),
+            ProxySettings {
+                access_log: access_log.clone(),
+                ..proxy_settings(&config)
+            },
             metrics.clone(),
         ));
 
@@ -271,6 +301,7 @@ impl RunningRouter {
                 admin::AdminState {
                     feed: sources.admin.clone(),
                     sources: sources.stats.clone(),
+                    access_log: access_log.clone(),
                     lifecycle: lifecycle.clone(),
                     token: config
                         .admin
@@ -301,6 +332,7 @@ impl RunningRouter {
             drain_wait: config.server.drain_wait.0,
             workers: handles,
             admin_thread,
+            access_log,
             _sources: sources.running,
             _chores: chores,
         })
@@ -364,6 +396,16 @@ impl RunningRouter {
         if let Some(admin) = self.admin_thread {
             let _ = admin.join();
         }
+        if let Some(log) = &self.access_log {
+            log.close();
+        }
+    }
+
+    /// Reopens the access log file (after logrotate moved it).
+    pub fn reopen_logs(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
     }
 }
 
@@ -425,6 +467,7 @@ fn proxy_settings(config: &Config) -> ProxySettings {
         request_timeout: config.proxy.request_timeout.0,
         retry_buffer: config.proxy.retry_buffer,
         max_request_body: config.proxy.max_request_body,
+        access_log: None,
     }
 }
 

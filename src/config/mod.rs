@@ -52,6 +52,9 @@ pub struct Config {
     /// Shared registries (NATS, etcd).
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// One line per request.
+    #[serde(default)]
+    pub access_log: AccessLogConfig,
     /// Passive health: ejection of failing endpoints.
     #[serde(default)]
     pub health: HealthConfig,
@@ -417,6 +420,40 @@ fn default_rise() -> u32 {
 
 fn default_fall() -> u32 {
     3
+}
+
+/// `[access_log]`: one line per request, on by default (as nginx's and gorouter's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogConfig {
+    /// Write the access log.
+    pub enabled: bool,
+    /// `text` (gorouter's layout) or `json`.
+    pub format: AccessLogFormat,
+    /// `"-"` = standard output; otherwise a file, appended to and reopened on SIGHUP and
+    /// SIGUSR2 (relative paths are relative to the config file).
+    pub path: PathBuf,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig {
+            enabled: true,
+            format: AccessLogFormat::Text,
+            path: PathBuf::from("-"),
+        }
+    }
+}
+
+/// How access log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// gorouter's layout: `host - [time] "METHOD uri PROTO" status ... key:"value" ...`.
+    #[default]
+    Text,
+    /// One JSON object per line, the same fields by name.
+    Json,
 }
 
 /// `[registry]`: registration expiry, config file watching, shared stores.

@@ -8,8 +8,10 @@
 //! (`body_limit`) -> endpoint selection and attempts (`round_trip`, each within the request's
 //! `deadline`, results recorded by `endpoint_health`, retries decided by `retry`). Response
 //! phase: sticky cookie (`sticky`) -> response handling (`response`, `upgrade`); errors map to
-//! responses in `error`.
+//! responses in `error`. The access log record (`access_log`) is begun first and finished when
+//! the response ends.
 
+mod access_log;
 mod body_limit;
 mod client;
 mod context;
@@ -38,6 +40,7 @@ use names::X_VCAP_REQUEST_ID;
 pub use retry::RetryBudget;
 pub use round_trip::RetrySettings;
 
+use crate::access_log::AccessLog;
 use crate::body::ProxyBody;
 use crate::conn_state::ActiveRequest;
 use crate::health::EjectionPolicy;
@@ -79,6 +82,8 @@ pub struct ProxySettings {
     pub route_services: Option<Arc<RouteServices>>,
     /// Trace headers kept or started.
     pub tracing: TraceSettings,
+    /// The access log, when on.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 /// The reverse proxy: turns a client request into a backend request and back.
@@ -131,7 +136,16 @@ impl Proxy {
             true => self.settings.tracing.apply(req.headers_mut()),
             false => request_id::new_request_id(),
         };
-        let mut response = match self.forward(req, client, active, &request_id).await {
+        let mut logging = access_log::begin(
+            self.settings.access_log.as_ref(),
+            &req,
+            client.peer(),
+            &request_id,
+        );
+        let forwarded = self
+            .forward(req, client, active, &request_id, &mut logging)
+            .await;
+        let mut response = match forwarded {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(%error, "router answered with an error");
@@ -143,6 +157,9 @@ impl Proxy {
         {
             entry.insert(request_id);
         }
+        if let Some(logging) = logging {
+            logging.finish_now(&response);
+        }
         response
     }
 
@@ -152,6 +169,7 @@ impl Proxy {
         client: Arc<ClientConn>,
         active: ActiveRequest,
         request_id: &http::HeaderValue,
+        logging: &mut Option<access_log::Logging>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Request phase: rules, route, the instance asked for, headers, body.
         if req.method() == Method::CONNECT {
@@ -262,6 +280,13 @@ impl Proxy {
                 .remove(names::X_CF_PROXY_SIGNATURE);
         }
         ctx.served_by = sent.in_flight.as_ref().map(|f| f.endpoint().clone());
+        if let Some(logging) = logging {
+            let service = match &ctx.passage {
+                Passage::ToService(service) => Some(service),
+                _ => None,
+            };
+            logging.answered_by(ctx.served_by.as_ref(), service);
+        }
         sticky::write(
             &ctx,
             sent.response.headers_mut(),
@@ -281,6 +306,7 @@ impl Proxy {
                 self.upstream.max_idle(),
                 active,
                 ctx.deadline,
+                logging.take(),
             )),
         }
     }

@@ -1,6 +1,8 @@
 //! Response handling: hop-by-hop headers removed, body streamed to the client with the lease
-//! that returns the upstream connection when the body ends.
+//! that returns the upstream connection when the body ends (and the access log record that is
+//! written then).
 
+use super::access_log::Logging;
 use super::hop_by_hop;
 use super::round_trip::Sent;
 use crate::body::ProxyBody;
@@ -15,6 +17,7 @@ pub fn stream(
     max_idle: usize,
     active: ActiveRequest,
     deadline: Instant,
+    logging: Option<Logging>,
 ) -> Response<ProxyBody> {
     let Sent {
         response,
@@ -24,6 +27,7 @@ pub fn stream(
     let (mut parts, body) = response.into_parts();
     hop_by_hop::strip(&mut parts.headers);
     let lease = ResponseLease::new(pooled, max_idle, in_flight, Some(active));
-    let body = UpstreamBody::new(body, lease, Some(deadline));
+    let end = logging.map(|logging| logging.on_body_end(parts.status));
+    let body = UpstreamBody::new(body, lease, Some(deadline), end);
     Response::from_parts(parts, ProxyBody::Upstream(Box::new(body)))
 }

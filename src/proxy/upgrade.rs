@@ -22,7 +22,7 @@ pub fn finish(
     deadline: tokio::time::Instant,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if sent.response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(response::stream(sent, 0, active, deadline));
+        return Ok(response::stream(sent, 0, active, deadline, None));
     }
     let Sent {
         mut response,

@@ -2,7 +2,7 @@
 //! the pool when the body ends, and the deadline of the whole exchange.
 
 use super::{ResponseBody, ResponseLease};
-use crate::body::BodyError;
+use crate::body::{BodyEnd, BodyError};
 use crate::deadline::Deadline;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -19,6 +19,9 @@ pub struct UpstreamBody {
     lease: Option<ResponseLease>,
     deadline: Option<Instant>,
     timer: Option<Deadline>,
+    /// Told the bytes sent when the body is done (dropped).
+    end: Option<Box<dyn BodyEnd>>,
+    sent: u64,
 }
 
 /// The backend did not finish its response body within the request timeout.
@@ -27,17 +30,21 @@ pub struct UpstreamBody {
 pub struct BodyTimeout(pub Duration);
 
 impl UpstreamBody {
-    /// Wraps a backend body; `deadline` bounds the time until its last byte.
+    /// Wraps a backend body; `deadline` bounds the time until its last byte; `end` is told
+    /// the bytes sent when the body is done.
     pub fn new(
         inner: ResponseBody,
         lease: ResponseLease,
         deadline: Option<Instant>,
+        end: Option<Box<dyn BodyEnd>>,
     ) -> UpstreamBody {
         let mut body = UpstreamBody {
             inner,
             lease: Some(lease),
             deadline,
             timer: None,
+            end,
+            sent: 0,
         };
         if body.inner.is_end_stream() {
             body.finish();
@@ -63,6 +70,14 @@ impl UpstreamBody {
     }
 }
 
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            end.ended(self.sent);
+        }
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = BodyError;
@@ -78,6 +93,9 @@ impl Body for UpstreamBody {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
                 if this.inner.is_end_stream() {
                     this.finish();
                 }

@@ -7,14 +7,14 @@ use crate::process::free_port;
 use crate::support::*;
 use http::{Request, StatusCode};
 
-const SECRET: &str = "route-service-secret";
+pub const SECRET: &str = "route-service-secret";
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/route_service/route_service.py"
 );
 
 /// The route service, sending requests back to the router's port `router_port`; its port.
-async fn start_route_service(router_port: u16, pki: &TestPki) -> (tokio::process::Child, u16) {
+pub async fn start_route_service(router_port: u16, pki: &TestPki) -> (tokio::process::Child, u16) {
     let python = python();
     let probe = run(&python, &["-c", "import cryptography"]).await;
     assert!(

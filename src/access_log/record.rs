@@ -1,0 +1,112 @@
+//! One request as the access log tells it. The request path fills it with cheap copies
+//! (header values and the URI share their bytes; the endpoint is a reference) and the writer
+//! thread formats it, so a worker never formats or writes a line.
+
+use crate::routing::Endpoint;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version, header};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The request headers the log shows.
+#[derive(Debug, Default)]
+pub struct LoggedHeaders {
+    /// `Host` (or the HTTP/2 authority).
+    pub host: Option<HeaderValue>,
+    /// `Referer`.
+    pub referer: Option<HeaderValue>,
+    /// `User-Agent`.
+    pub user_agent: Option<HeaderValue>,
+    /// `X-Forwarded-For` as the client sent it.
+    pub x_forwarded_for: Option<HeaderValue>,
+    /// `X-Forwarded-Proto` as the client sent it.
+    pub x_forwarded_proto: Option<HeaderValue>,
+}
+
+impl LoggedHeaders {
+    /// The logged headers of `headers`.
+    pub fn of(headers: &HeaderMap) -> LoggedHeaders {
+        LoggedHeaders {
+            host: headers.get(header::HOST).cloned(),
+            referer: headers.get(header::REFERER).cloned(),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            x_forwarded_for: headers.get("x-forwarded-for").cloned(),
+            x_forwarded_proto: headers.get("x-forwarded-proto").cloned(),
+        }
+    }
+}
+
+/// One access log entry.
+#[derive(Debug)]
+pub struct Record {
+    /// When the request arrived (wall clock, for the timestamp).
+    pub received: SystemTime,
+    /// When the request arrived (for the response time).
+    pub started: Instant,
+    /// Request method.
+    pub method: Method,
+    /// Request target.
+    pub uri: Uri,
+    /// Protocol version.
+    pub version: Version,
+    /// The logged request headers.
+    pub headers: LoggedHeaders,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// `X-Vcap-Request-Id`.
+    pub request_id: HeaderValue,
+    /// Request body bytes, as declared (`Content-Length`; 0 when streamed without one).
+    pub bytes_in: u64,
+    /// The endpoint that answered, if any.
+    pub endpoint: Option<Arc<Endpoint>>,
+    /// The route service the request went to, if it did.
+    pub route_service: Option<Uri>,
+    /// Response status.
+    pub status: StatusCode,
+    /// `X-Cf-Routererror` of a router-made answer.
+    pub router_error: Option<HeaderValue>,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// From arrival to the last byte of the response (or to the tunnel's start).
+    pub response_time: Duration,
+}
+
+impl Record {
+    /// A record of a request arriving now.
+    pub fn start(
+        method: Method,
+        uri: Uri,
+        version: Version,
+        headers: &HeaderMap,
+        client: SocketAddr,
+        request_id: HeaderValue,
+    ) -> Record {
+        let bytes_in = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        Record {
+            received: SystemTime::now(),
+            started: Instant::now(),
+            method,
+            uri,
+            version,
+            headers: LoggedHeaders::of(headers),
+            client,
+            request_id,
+            bytes_in,
+            endpoint: None,
+            route_service: None,
+            status: StatusCode::OK,
+            router_error: None,
+            bytes_out: 0,
+            response_time: Duration::ZERO,
+        }
+    }
+
+    /// The response ended after `bytes_out` body bytes: the response time is taken now.
+    pub fn finish(&mut self, bytes_out: u64) {
+        self.bytes_out = bytes_out;
+        self.response_time = self.started.elapsed();
+    }
+}
