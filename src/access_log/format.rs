@@ -1,35 +1,41 @@
 //! Access log lines: gorouter's text layout or one JSON object, with every value escaped so a
-//! client cannot forge a line (quotes, backslashes, control and non-ASCII bytes as `\xNN`).
+//! client cannot forge a line (text: quotes, backslashes, control and non-ASCII bytes as
+//! `\xNN`; JSON: as JSON strings).
 
 use super::record::Record;
-use super::time::write_rfc3339;
+use super::time::{Stamps, digits};
 use crate::config::AccessLogFormat as LogFormat;
 use http::HeaderValue;
-use std::fmt::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-/// The named fields after the request line, in gorouter's order.
+/// One value of a line.
+enum Field<'a> {
+    Bytes(Option<&'a [u8]>),
+    Seconds(Duration),
+    Number(u64),
+}
+
+/// The named fields after the request line, in gorouter's order (the byte counts are JSON
+/// only: the text layout has them unnamed after the status).
 fn fields<'a>(
     record: &'a Record,
     route_service: &'a Option<String>,
 ) -> [(&'static str, Field<'a>); 11] {
     let endpoint = record.endpoint.as_deref().map(|e| &e.spec);
-    fn text(value: Option<&str>) -> Field<'_> {
-        Field::Text(value.filter(|v| !v.is_empty()))
-    }
+    let header = |value: Option<&'a HeaderValue>| Field::Bytes(value.map(HeaderValue::as_bytes));
+    let text = |value: Option<&'a str>| Field::Bytes(value.map(str::as_bytes));
     [
         (
             "x_forwarded_for",
-            Field::Header(record.headers.x_forwarded_for.as_ref()),
+            header(record.headers.x_forwarded_for.as_ref()),
         ),
         (
             "x_forwarded_proto",
-            Field::Header(record.headers.x_forwarded_proto.as_ref()),
+            header(record.headers.x_forwarded_proto.as_ref()),
         ),
-        ("vcap_request_id", Field::Header(Some(&record.request_id))),
-        (
-            "response_time",
-            Field::Seconds(record.response_time.as_secs_f64()),
-        ),
+        ("vcap_request_id", header(Some(&record.request_id))),
+        ("response_time", Field::Seconds(record.response_time)),
         ("app_id", text(endpoint.map(|e| e.app_id.as_str()))),
         (
             "app_index",
@@ -39,49 +45,81 @@ fn fields<'a>(
             "instance_id",
             text(endpoint.map(|e| e.instance_id.as_str())),
         ),
-        (
-            "x_cf_routererror",
-            Field::Header(record.router_error.as_ref()),
-        ),
+        ("x_cf_routererror", header(record.router_error.as_ref())),
         ("route_service", text(route_service.as_deref())),
         ("bytes_received", Field::Number(record.bytes_in)),
         ("bytes_sent", Field::Number(record.bytes_out)),
     ]
 }
 
-/// One value of a line.
-enum Field<'a> {
-    Header(Option<&'a HeaderValue>),
-    Text(Option<&'a str>),
-    Seconds(f64),
-    Number(u64),
+/// True for bytes written as they are in the text layout.
+fn plain(byte: u8) -> bool {
+    matches!(byte, 0x20..=0x7e) && byte != b'"' && byte != b'\\'
 }
 
-/// Appends `bytes` escaped: `"` and `\` with a backslash, anything outside printable ASCII as
-/// `\xNN`.
-fn escaped(out: &mut String, bytes: &[u8]) {
-    for &byte in bytes {
-        match byte {
-            b'"' | b'\\' => {
-                out.push('\\');
-                out.push(byte as char);
-            }
-            0x20..=0x7e => out.push(byte as char),
-            _ => {
-                let _ = write!(out, "\\x{byte:02x}");
+/// Appends `bytes` escaped for the text layout: `"` and `\` with a backslash, anything outside
+/// printable ASCII as `\xNN`. Runs of plain bytes are copied at once.
+fn escaped(out: &mut Vec<u8>, mut bytes: &[u8]) {
+    while let Some(at) = bytes.iter().position(|&b| !plain(b)) {
+        out.extend_from_slice(&bytes[..at]);
+        match bytes[at] {
+            byte @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', byte]),
+            byte => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]);
+                out.extend_from_slice(&[b'\\', b'x', high, low]);
             }
         }
+        bytes = &bytes[at + 1..];
     }
+    out.extend_from_slice(bytes);
 }
 
 /// Appends `"value"` (or `"-"` when there is none).
-fn quoted(out: &mut String, value: Option<&[u8]>) {
-    out.push('"');
+fn quoted(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    out.push(b'"');
     match value {
         Some(value) if !value.is_empty() => escaped(out, value),
-        _ => out.push('-'),
+        _ => out.push(b'-'),
     }
-    out.push('"');
+    out.push(b'"');
+}
+
+/// Appends a decimal number.
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `duration` in seconds with six decimals.
+fn seconds(out: &mut Vec<u8>, duration: Duration) {
+    number(out, duration.as_secs());
+    out.push(b'.');
+    digits(out, duration.subsec_micros(), 6);
+}
+
+/// Appends `ip:port` (`[ip]:port` for IPv6).
+fn address(out: &mut Vec<u8>, address: SocketAddr) {
+    match address {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, u64::from(octet));
+            }
+        }
+        SocketAddr::V6(v6) => out.extend_from_slice(format!("[{}]", v6.ip()).as_bytes()),
+    }
+    out.push(b':');
+    number(out, u64::from(address.port()));
+}
+
+/// The request target as the client sent it (origin form without a copy).
+fn target(uri: &http::Uri) -> std::borrow::Cow<'_, str> {
+    match (uri.scheme(), uri.path_and_query()) {
+        (None, Some(path)) => path.as_str().into(),
+        _ => uri.to_string().into(),
+    }
 }
 
 fn version(version: http::Version) -> &'static str {
@@ -95,119 +133,142 @@ fn version(version: http::Version) -> &'static str {
 }
 
 /// Appends the line for `record` (with its newline) in `format`.
-pub fn write_line(out: &mut String, record: &Record, format: LogFormat) {
+pub fn write_line(out: &mut Vec<u8>, record: &Record, format: LogFormat, stamps: &mut Stamps) {
     match format {
-        LogFormat::Text => write_text(out, record),
-        LogFormat::Json => write_json(out, record),
+        LogFormat::Text => write_text(out, record, stamps),
+        LogFormat::Json => write_json(out, record, stamps),
     }
-    out.push('\n');
+    out.push(b'\n');
 }
 
-fn write_text(out: &mut String, record: &Record) {
-    let host = record.headers.host.as_ref().map(HeaderValue::as_bytes);
-    match host {
+fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
+    match record.headers.host.as_ref().map(HeaderValue::as_bytes) {
         Some(host) if !host.is_empty() => escaped(out, host),
-        _ => out.push('-'),
+        _ => out.push(b'-'),
     }
-    out.push_str(" - [");
-    write_rfc3339(out, record.received);
-    out.push_str("] \"");
+    out.extend_from_slice(b" - [");
+    stamps.write(out, record.received);
+    out.extend_from_slice(b"] \"");
     escaped(out, record.method.as_str().as_bytes());
-    out.push(' ');
-    escaped(out, record.uri.to_string().as_bytes());
-    out.push(' ');
-    out.push_str(version(record.version));
-    let _ = write!(
-        out,
-        "\" {} {} {} ",
-        record.status.as_u16(),
+    out.push(b' ');
+    escaped(out, target(&record.uri).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(version(record.version).as_bytes());
+    out.extend_from_slice(b"\" ");
+    for n in [
+        u64::from(record.status.as_u16()),
         record.bytes_in,
-        record.bytes_out
-    );
+        record.bytes_out,
+    ] {
+        number(out, n);
+        out.push(b' ');
+    }
     let headers = &record.headers;
     quoted(out, headers.referer.as_ref().map(HeaderValue::as_bytes));
-    out.push(' ');
+    out.push(b' ');
     quoted(out, headers.user_agent.as_ref().map(HeaderValue::as_bytes));
-    out.push(' ');
-    quoted(out, Some(record.client.to_string().as_bytes()));
-    out.push(' ');
-    let backend = record.endpoint.as_ref().map(|e| e.spec.address.to_string());
-    quoted(out, backend.as_deref().map(str::as_bytes));
+    out.extend_from_slice(b" \"");
+    address(out, record.client);
+    out.extend_from_slice(b"\" \"");
+    match &record.endpoint {
+        Some(endpoint) => address(out, endpoint.spec.address),
+        None => out.push(b'-'),
+    }
+    out.push(b'"');
     let route_service = record.route_service.as_ref().map(ToString::to_string);
     for (name, field) in fields(record, &route_service) {
         if matches!(name, "bytes_received" | "bytes_sent") {
             continue;
         }
-        out.push(' ');
-        out.push_str(name);
-        out.push(':');
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
         match field {
-            Field::Header(value) => quoted(out, value.map(HeaderValue::as_bytes)),
-            Field::Text(value) => quoted(out, value.map(str::as_bytes)),
-            Field::Seconds(seconds) => {
-                let _ = write!(out, "{seconds:.6}");
-            }
-            Field::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Field::Bytes(value) => quoted(out, value),
+            Field::Seconds(duration) => seconds(out, duration),
+            Field::Number(n) => number(out, n),
         }
     }
 }
 
-fn json_string(out: &mut String, value: &str) {
-    // serde_json escapes quotes, backslashes and control characters.
-    out.push_str(&serde_json::Value::from(value).to_string());
+/// Appends `value` as a JSON string (invalid UTF-8 replaced), or `null`.
+fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(value) => {
+            let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(value));
+        }
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
-fn write_json(out: &mut String, record: &Record) {
-    let mut time = String::new();
-    write_rfc3339(&mut time, record.received);
-    let header = |value: Option<&HeaderValue>| {
-        value.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-    };
-    let backend = record.endpoint.as_ref().map(|e| e.spec.address.to_string());
-    let leading: [(&str, Option<String>); 7] = [
-        ("time", Some(time)),
-        ("host", header(record.headers.host.as_ref())),
-        ("method", Some(record.method.to_string())),
-        ("uri", Some(record.uri.to_string())),
-        ("protocol", Some(version(record.version).to_string())),
-        ("referer", header(record.headers.referer.as_ref())),
-        ("user_agent", header(record.headers.user_agent.as_ref())),
+fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
+    out.extend_from_slice(b"{\"time\":\"");
+    stamps.write(out, record.received);
+    out.push(b'"');
+    fn header(value: &Option<HeaderValue>) -> Option<&[u8]> {
+        value.as_ref().map(HeaderValue::as_bytes)
+    }
+    let target = target(&record.uri);
+    let leading: [(&str, Option<&[u8]>); 6] = [
+        ("host", header(&record.headers.host)),
+        ("method", Some(record.method.as_str().as_bytes())),
+        ("uri", Some(target.as_bytes())),
+        ("protocol", Some(version(record.version).as_bytes())),
+        ("referer", header(&record.headers.referer)),
+        ("user_agent", header(&record.headers.user_agent)),
     ];
-    out.push('{');
     for (name, value) in leading {
-        let _ = write!(out, "\"{name}\":");
-        match value {
-            Some(value) => json_string(out, &value),
-            None => out.push_str("null"),
-        }
-        out.push(',');
+        out.extend_from_slice(format!(",\"{name}\":").as_bytes());
+        json_string(out, value);
     }
-    let _ = write!(out, "\"status\":{},", record.status.as_u16());
-    out.push_str("\"client\":");
-    json_string(out, &record.client.to_string());
-    out.push_str(",\"backend\":");
-    match backend {
-        Some(backend) => json_string(out, &backend),
-        None => out.push_str("null"),
+    out.extend_from_slice(b",\"status\":");
+    number(out, u64::from(record.status.as_u16()));
+    out.extend_from_slice(b",\"client\":\"");
+    address(out, record.client);
+    out.extend_from_slice(b"\",\"backend\":");
+    match &record.endpoint {
+        Some(endpoint) => {
+            out.push(b'"');
+            address(out, endpoint.spec.address);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
     }
     let route_service = record.route_service.as_ref().map(ToString::to_string);
     for (name, field) in fields(record, &route_service) {
-        let _ = write!(out, ",\"{name}\":");
+        out.extend_from_slice(format!(",\"{name}\":").as_bytes());
         match field {
-            Field::Header(Some(value)) => {
-                json_string(out, &String::from_utf8_lossy(value.as_bytes()));
-            }
-            Field::Text(Some(value)) => json_string(out, value),
-            Field::Header(None) | Field::Text(None) => out.push_str("null"),
-            Field::Seconds(seconds) => {
-                let _ = write!(out, "{seconds:.6}");
-            }
-            Field::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Field::Bytes(value) => json_string(out, value.filter(|v| !v.is_empty())),
+            Field::Seconds(duration) => seconds(out, duration),
+            Field::Number(n) => number(out, n),
         }
     }
-    out.push('}');
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_could_forge_a_line() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"plain text/1.0", "plain text/1.0"),
+            (b"a\"b\\c", "a\\\"b\\\\c"),
+            (b"line\nbreak\x01", "line\\x0abreak\\x01"),
+            (b"caf\xc3\xa9", "caf\\xc3\\xa9"),
+        ];
+        for (input, expected) in cases {
+            let mut out = Vec::new();
+            escaped(&mut out, input);
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn seconds_have_six_decimals() {
+        let mut out = Vec::new();
+        seconds(&mut out, Duration::from_micros(2_000_042));
+        assert_eq!(out, b"2.000042");
+    }
 }

@@ -1,7 +1,8 @@
 //! The access log: one line per request (`record`), in gorouter's text layout or JSON
 //! (`format`, `time`), to stdout or a file. Workers hand records to a writer thread through a
 //! bounded queue and never wait: when the queue is full (a disk that cannot keep up) the record
-//! is dropped and counted. The file is reopened on request (SIGHUP, SIGUSR2) for logrotate.
+//! is dropped and counted. Lines appear within 50 ms. The file is reopened on request (SIGHUP,
+//! SIGUSR2) for logrotate.
 
 mod format;
 mod record;
@@ -10,17 +11,20 @@ mod time;
 pub use crate::config::AccessLogFormat as LogFormat;
 pub use format::write_line;
 pub use record::{LoggedHeaders, Record};
+pub use time::Stamps;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// Records that may wait for the writer.
-const QUEUE: usize = 16_384;
+/// Records that may wait for the writer; past this they are dropped (and counted).
+const QUEUE: usize = 65_536;
+/// The writer wakes this often, or sooner when this many records wait.
+const TICK: Duration = Duration::from_millis(50);
+const WAKE_AT: usize = 4_096;
 /// Bytes gathered before a write.
 const CHUNK: usize = 64 * 1024;
 
@@ -33,17 +37,19 @@ pub enum Destination {
     File(PathBuf),
 }
 
-/// The access log (see the module docs).
-/// Records travel as `Some`; `None` tells the writer to finish.
+/// The access log (see the module docs). Workers push boxed records onto a shared list (one
+/// uncontended lock, no wake-up); the writer takes the whole list every 50 ms, or as soon as
+/// 4,096 wait, so a request never pays for a thread switch.
 #[derive(Debug)]
 pub struct AccessLog {
-    queue: SyncSender<Option<Record>>,
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
+    queue: Mutex<Vec<Box<Record>>>,
+    wake: Condvar,
     dropped: AtomicU64,
     written: AtomicU64,
     reopen: AtomicBool,
@@ -54,28 +60,32 @@ impl AccessLog {
     /// Opens `destination` and starts the writer thread.
     pub fn start(destination: Destination, format: LogFormat) -> std::io::Result<AccessLog> {
         let mut sink = Sink::open(destination)?;
-        let (queue, records) = sync_channel(QUEUE);
         let shared = Arc::new(Shared::default());
         let writer = shared.clone();
         let thread = std::thread::Builder::new()
             .name("switchyard-access-log".into())
-            .spawn(move || write_all(&records, &mut sink, format, &writer))?;
+            .spawn(move || write_all(&writer, &mut sink, format))?;
         Ok(AccessLog {
-            queue,
             shared,
             thread: Mutex::new(Some(thread)),
         })
     }
 
     /// Queues `record` for writing; drops it (counted) when the writer is behind.
-    pub fn log(&self, record: Record) {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(Some(record))
-        {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+    pub fn log(&self, record: Box<Record>) {
+        let shared = &*self.shared;
+        let waiting = {
+            let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if queue.len() >= QUEUE || shared.closed.load(Ordering::Relaxed) {
+                drop(queue);
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            queue.push(record);
+            queue.len()
+        };
+        if waiting == WAKE_AT {
+            shared.wake.notify_one();
         }
     }
 
@@ -94,15 +104,19 @@ impl AccessLog {
         self.shared.written.load(Ordering::Relaxed)
     }
 
-    /// Writes what is queued and stops the writer (later records are ignored).
+    /// Writes what is queued and stops the writer (later records are dropped).
     pub fn close(&self) {
-        if self.shared.closed.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let _ = self.queue.send(None);
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_one();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -150,52 +164,49 @@ fn append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-/// The writer thread: formats records as they come, writing in chunks, until told to finish
-/// (or every sender is gone).
-fn write_all(
-    records: &Receiver<Option<Record>>,
-    sink: &mut Sink,
-    format: LogFormat,
-    shared: &Shared,
-) {
-    let mut out = String::with_capacity(CHUNK + 4096);
+/// The writer thread: every tick (or when woken) takes the queued records, formats them and
+/// writes them in chunks; after `close` it writes what is left and ends.
+fn write_all(shared: &Shared, sink: &mut Sink, format: LogFormat) {
+    let mut out = Vec::with_capacity(CHUNK + 4096);
     let mut failed = false;
-    let mut finishing = false;
-    while !finishing {
-        let first = match records.recv_timeout(Duration::from_secs(1)) {
-            Ok(Some(record)) => Some(record),
-            Ok(None) => {
-                finishing = true;
-                None
-            }
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+    let mut batch = Vec::new();
+    let mut stamps = Stamps::default();
+    loop {
+        let closed = {
+            let queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut queue, _) = shared
+                .wake
+                .wait_timeout_while(queue, TICK, |queue| {
+                    queue.len() < WAKE_AT && !shared.closed.load(Ordering::Relaxed)
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut *queue, &mut batch);
+            shared.closed.load(Ordering::Relaxed)
         };
         if shared.reopen.swap(false, Ordering::Relaxed) {
             sink.reopen();
         }
-        let rest = std::iter::from_fn(|| records.try_recv().ok());
-        for record in first.into_iter().map(Some).chain(rest) {
-            let Some(record) = record else {
-                finishing = true;
-                continue;
-            };
-            write_line(&mut out, &record, format);
-            shared.written.fetch_add(1, Ordering::Relaxed);
+        let lines = batch.len() as u64;
+        for record in batch.drain(..) {
+            write_line(&mut out, &record, format, &mut stamps);
             if out.len() >= CHUNK {
                 failed = flush(sink, &mut out, failed);
             }
         }
         failed = flush(sink, &mut out, failed);
+        shared.written.fetch_add(lines, Ordering::Relaxed);
+        if closed {
+            return;
+        }
     }
 }
 
 /// Writes `out` and empties it; a failure is logged once until a write succeeds again.
-fn flush(sink: &mut Sink, out: &mut String, failed: bool) -> bool {
+fn flush(sink: &mut Sink, out: &mut Vec<u8>, failed: bool) -> bool {
     if out.is_empty() {
         return failed;
     }
-    let result = sink.write(out.as_bytes());
+    let result = sink.write(out);
     out.clear();
     match result {
         Ok(()) => false,

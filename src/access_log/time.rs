@@ -1,23 +1,59 @@
 //! The access log's timestamp: UTC in RFC 3339 with nanoseconds, as gorouter writes it
-//! (`2026-12-02T05:30:00.123456789Z`).
+//! (`2026-12-02T05:30:00.123456789Z`). The date and time of day change once a second, so they
+//! are formatted once a second ([`Stamps`]).
 
-use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Appends `time` to `out` as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-pub fn write_rfc3339(out: &mut String, time: SystemTime) {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since.as_secs();
-    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+/// Formats timestamps, reusing the text of the last second.
+#[derive(Debug, Default)]
+pub struct Stamps {
+    second: Option<u64>,
+    text: Vec<u8>,
+}
+
+impl Stamps {
+    /// Appends `time` as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    pub fn write(&mut self, out: &mut Vec<u8>, time: SystemTime) {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let seconds = since.as_secs();
+        if self.second != Some(seconds) {
+            self.second = Some(seconds);
+            self.text.clear();
+            write_second(&mut self.text, seconds);
+        }
+        out.extend_from_slice(&self.text);
+        out.push(b'.');
+        digits(out, since.subsec_nanos(), 9);
+        out.push(b'Z');
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `seconds` since the epoch.
+fn write_second(out: &mut Vec<u8>, seconds: u64) {
+    let (days, of_day) = (seconds / 86_400, (seconds % 86_400) as u32);
     let (year, month, day) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_nanos()
-    );
+    let parts = [
+        (year.clamp(0, 9999) as u32, 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (of_day / 3600, 2, b':'),
+        (of_day / 60 % 60, 2, b':'),
+    ];
+    for (value, width, after) in parts {
+        digits(out, value, width);
+        out.push(after);
+    }
+    digits(out, of_day % 60, 2);
+}
+
+/// Appends the last `width` decimal digits of `value`, zero-padded.
+pub fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+    let mut text = [b'0'; 10];
+    for place in text[..width].iter_mut().rev() {
+        *place = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend_from_slice(&text[..width]);
 }
 
 /// Year, month, day of the day `days` after 1970-01-01 (Howard Hinnant's algorithm).
@@ -45,12 +81,14 @@ mod tests {
             (0, 0, "1970-01-01T00:00:00.000000000Z"),
             (951_782_400, 5, "2000-02-29T00:00:00.000000005Z"),
             (1_796_189_400, 123_456_789, "2026-12-02T05:30:00.123456789Z"),
+            (1_796_189_400, 7, "2026-12-02T05:30:00.000000007Z"),
             (4_107_542_399, 999_999_999, "2100-02-28T23:59:59.999999999Z"),
         ];
+        let mut stamps = Stamps::default();
         for (seconds, nanos, expected) in cases {
-            let mut out = String::new();
-            write_rfc3339(&mut out, UNIX_EPOCH + Duration::new(seconds, nanos));
-            assert_eq!(out, expected);
+            let mut out = Vec::new();
+            stamps.write(&mut out, UNIX_EPOCH + Duration::new(seconds, nanos));
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }
 }

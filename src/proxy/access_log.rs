@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// A request's record on its way to the access log.
 #[derive(Debug)]
 pub struct Logging {
-    record: Record,
+    record: Box<Record>,
     log: Arc<AccessLog>,
 }
 
@@ -26,14 +26,14 @@ pub fn begin(
     request_id: &HeaderValue,
 ) -> Option<Logging> {
     let log = log?.clone();
-    let record = Record::start(
+    let record = Box::new(Record::start(
         req.method().clone(),
         req.uri().clone(),
         req.version(),
         req.headers(),
         client,
         request_id.clone(),
-    );
+    ));
     Some(Logging { record, log })
 }
 
