@@ -52,15 +52,21 @@ fn fields<'a>(
     ]
 }
 
-/// True for bytes written as they are in the text layout.
-fn plain(byte: u8) -> bool {
-    matches!(byte, 0x20..=0x7e) && byte != b'"' && byte != b'\\'
-}
+/// The bytes written as they are in the text layout: printable ASCII but `"` and `\`.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0x20;
+    while byte <= 0x7e {
+        table[byte] = byte != b'"' as usize && byte != b'\\' as usize;
+        byte += 1;
+    }
+    table
+};
 
 /// Appends `bytes` escaped for the text layout: `"` and `\` with a backslash, anything outside
 /// printable ASCII as `\xNN`. Runs of plain bytes are copied at once.
 fn escaped(out: &mut Vec<u8>, mut bytes: &[u8]) {
-    while let Some(at) = bytes.iter().position(|&b| !plain(b)) {
+    while let Some(at) = bytes.iter().position(|&b| !PLAIN[usize::from(b)]) {
         out.extend_from_slice(&bytes[..at]);
         match bytes[at] {
             byte @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', byte]),

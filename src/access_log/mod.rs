@@ -37,7 +37,7 @@ pub enum Destination {
     File(PathBuf),
 }
 
-/// The access log (see the module docs). Workers push boxed records onto a shared list (one
+/// The access log (see the module docs). Workers push records onto a shared list (one
 /// uncontended lock, no wake-up); the writer takes the whole list every 50 ms, or as soon as
 /// 4,096 wait, so a request never pays for a thread switch.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ pub struct AccessLog {
 
 #[derive(Debug, Default)]
 struct Shared {
-    queue: Mutex<Vec<Box<Record>>>,
+    queue: Mutex<Vec<Record>>,
     wake: Condvar,
     dropped: AtomicU64,
     written: AtomicU64,
@@ -81,7 +81,7 @@ impl AccessLog {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            queue.push(record);
+            queue.push(*record);
             queue.len()
         };
         if waiting == WAKE_AT {
