@@ -242,3 +242,68 @@ async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
     );
     process.signal("TERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_under_load_loses_no_request() {
+    // 64 keep-alive clients keep sending. While draining (health 503, so a load balancer takes
+    // the router out), every answer says `Connection: close` and the client goes, as a load
+    // balancer's connection would. Before, the connections stayed open until the stop closed
+    // them under the clients' next requests. A request sent and not answered is lost.
+    let backend = Backend::echo("a").await;
+    let (http, admin) = (free_port(), free_port());
+    let mut process = start_binary(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+         [server]\ndrain_wait = \"1s\"\n{}",
+        route("app.test", &[&backend])
+    ))
+    .await;
+    wait_for_port(http).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            tokio::spawn(async move {
+                let (mut answered, mut closes, mut lost) = (0usize, 0usize, 0usize);
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let mut conn = KeepAlive::over(stream).await;
+                while std::time::Instant::now() < deadline {
+                    let req = http::Request::get("/")
+                        .header("host", "app.test")
+                        .body(full(""))
+                        .unwrap();
+                    let Some(response) = conn.send(req).await else {
+                        lost += 1;
+                        break;
+                    };
+                    let close = response
+                        .headers()
+                        .get("connection")
+                        .is_some_and(|v| v == "close");
+                    if text(response).await.is_empty() {
+                        lost += 1;
+                    }
+                    answered += 1;
+                    if close {
+                        closes += 1;
+                        break;
+                    }
+                }
+                (answered, closes, lost)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    process.signal("USR1");
+    let (mut answered, mut closes, mut lost) = (0, 0, 0);
+    for client in clients {
+        let (a, c, l) = client.await.unwrap();
+        (answered, closes, lost) = (answered + a, closes + c, lost + l);
+    }
+    assert_eq!(process.exit_code().await, Some(0));
+    assert!(answered > 200, "only {answered} answered");
+    assert_eq!(
+        closes, 64,
+        "answers that said Connection: close while draining"
+    );
+    assert_eq!(lost, 0, "{lost} requests lost of {answered}");
+}

@@ -110,7 +110,8 @@ where
         let asked = Asked {
             head: head_request,
             trailers: te_trailers,
-            close: close || ctx.lifecycle.is_stopping(),
+            // Draining or stopping: the client learns to go before any socket closes.
+            close: close || !ctx.lifecycle.is_running(),
         };
         let mut timed = SendTimeout::new(&mut io, ctx.settings.send_timeout);
         if response::write(&mut timed, &mut out, response, asked)

@@ -213,8 +213,12 @@ impl<'a, I: AsyncRead + AsyncWrite + Unpin> Connection<'a, I> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnError>> {
         self.ready.start_polling(cx.waker());
         for _ in 0..ROUNDS {
-            // Stopping, or idle long enough (`drive` marks the connection for parking).
-            let leaving = self.ctx.lifecycle.is_stopping() || self.state.is_parking();
+            // Stopping, idle long enough (`drive` marks the connection for parking), or
+            // draining once a stream was served (a new connection gets one answer first).
+            let lifecycle = &self.ctx.lifecycle;
+            let leaving = lifecycle.is_stopping()
+                || self.state.is_parking()
+                || (!lifecycle.is_running() && self.last_stream > 0);
             if self.goaway.is_none() && leaving {
                 self.go_away(Reason::NoError);
             }
