@@ -307,3 +307,24 @@ async fn a_drain_under_load_loses_no_request() {
     );
     assert_eq!(lost, 0, "{lost} requests lost of {answered}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_config_passes_check_as_it_is() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = run(BIN, &["check", "--config", path.to_str().unwrap()]).await;
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} examples");
+}
