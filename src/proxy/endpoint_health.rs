@@ -67,7 +67,7 @@ impl HealthReport<'_> {
         let ejected_ms = ejected_for.as_millis() as u64;
         if period == 1 {
             self.metrics.ejected();
-            tracing::info!(endpoint = %address, route = %route.uri, %cause, ejected_ms, "endpoint ejected");
+            tracing::warn!(endpoint = %address, route = %route.uri, %cause, ejected_ms, "endpoint ejected");
         } else {
             tracing::debug!(endpoint = %address, %cause, period, ejected_ms, "probe failed: endpoint ejected again");
         }

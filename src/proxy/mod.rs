@@ -44,6 +44,7 @@ use crate::access_log::AccessLog;
 use crate::body::ProxyBody;
 use crate::conn_state::ActiveRequest;
 use crate::health::EjectionPolicy;
+use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{self, Route};
@@ -148,7 +149,7 @@ impl Proxy {
         let mut response = match forwarded {
             Ok(response) => response,
             Err(error) => {
-                tracing::debug!(%error, "router answered with an error");
+                log_error(&error);
                 error.into_response()
             }
         };
@@ -309,6 +310,19 @@ impl Proxy {
                 logging.take(),
             )),
         }
+    }
+}
+
+/// Server-side failures (5xx: no endpoint, every attempt failed, timeouts) at WARN, at most
+/// 10 lines a second with a count of those held back, so a dead backend under load costs a
+/// few lines; the client's mistakes (4xx) at DEBUG.
+fn log_error(error: &ProxyError) {
+    static FAILURES: LogLimit = LogLimit::new(10);
+    if !error.status().is_server_error() {
+        return tracing::debug!(%error, "router answered with an error");
+    }
+    if let Some(suppressed) = FAILURES.admit() {
+        tracing::warn!(%error, status = error.status().as_u16(), suppressed, "request failed");
     }
 }
 

@@ -12,6 +12,7 @@ use crate::body::ProxyBody;
 use crate::clock::now_ms;
 use crate::config::BalancerKind;
 use crate::deadline::Deadline;
+use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::upstream::{EndpointInFlight, Pooled, ResponseBody, Upstream, UpstreamError};
 use http::{Request, Response};
@@ -162,7 +163,10 @@ impl RoundTrip<'_> {
                     } else {
                         self.health.failed(route, &endpoint, probe, &failure.error);
                     }
-                    tracing::debug!(endpoint = %endpoint.spec.address, error = %failure.error, "attempt failed");
+                    static ATTEMPTS: LogLimit = LogLimit::new(10);
+                    if let Some(suppressed) = ATTEMPTS.admit() {
+                        tracing::warn!(endpoint = %endpoint.spec.address, route = %route.uri, error = %failure.error, suppressed, "attempt failed");
+                    }
                     (retry::outcome(&failure), failure.error, failure.kept)
                 }
                 None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
@@ -206,6 +210,13 @@ impl RoundTrip<'_> {
         let allowed = self.settings.budget.withdraw();
         if !allowed {
             self.metrics.retry_denied();
+            static DENIED: LogLimit = LogLimit::new(1);
+            if let Some(suppressed) = DENIED.admit() {
+                tracing::warn!(
+                    suppressed,
+                    "retry denied: the retry budget is spent (retry_budget)"
+                );
+            }
         }
         allowed
     }

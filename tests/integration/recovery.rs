@@ -93,7 +93,7 @@ async fn a_backend_behind_twenty_routes_is_learned_dead_once_and_back_everywhere
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_outage_is_two_info_lines_however_many_requests_it_failed() {
+async fn an_outage_is_two_lines_however_many_requests_it_failed() {
     let seen: Seen = Arc::default();
     let live = counting_backend("live", seen.clone(), Duration::ZERO).await;
     let dead = counting_backend("dead", seen, Duration::ZERO).await;
@@ -146,7 +146,8 @@ async fn an_outage_is_two_info_lines_however_many_requests_it_failed() {
     );
     assert_eq!((ejected.len(), readmitted.len()), (1, 1), "{lines:#?}");
     let (ejected, readmitted) = (&ejected[0], &readmitted[0]);
-    assert_eq!(ejected["level"], "INFO");
+    assert_eq!(ejected["level"], "WARN");
+    assert_eq!(readmitted["level"], "INFO");
     assert_eq!(ejected["fields"]["endpoint"], dead.addr.to_string());
     assert!(
         ejected["fields"]["cause"]
@@ -164,6 +165,69 @@ async fn an_outage_is_two_info_lines_however_many_requests_it_failed() {
     )
     .await;
     assert!(probes >= 2.0, "{probes} probes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
+    let seen: Seen = Arc::default();
+    let dead = counting_backend("dead", seen, Duration::ZERO).await;
+    dead.kill();
+    let (http, admin) = (free_port(), free_port());
+    let log = temp_dir("dead-log").join("stderr.jsonl");
+    let _router = start_binary_logging(
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+             [[route]]\nuri = \"dead.test\"\nbackends = [{}]\n",
+            backends_toml(&[dead.addr])
+        ),
+        &log,
+    )
+    .await;
+    wait_for_port(http).await;
+    let router = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    // 8 clients, 2,000 failed requests in all.
+    let started = Instant::now();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(async move {
+                for _ in 0..250 {
+                    let req = Request::get("/")
+                        .header("host", "dead.test")
+                        .body(full(""))
+                        .unwrap();
+                    assert!(send(router, req).await.status().is_server_error());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64().ceil() as usize + 1;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let warnings: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["level"] == "WARN")
+        .collect();
+    // Each kind of line (failed attempt, failed request) at most 10 a second, plus the
+    // ejection.
+    let bound = 2 * 10 * seconds + 2;
+    assert!(!warnings.is_empty(), "no WARN line for a dead backend");
+    assert!(
+        warnings.len() <= bound,
+        "{} WARN lines over {seconds} s (bound {bound})",
+        warnings.len()
+    );
+    let held_back: u64 = warnings
+        .iter()
+        .filter_map(|line| line["fields"]["suppressed"].as_u64())
+        .sum();
+    assert!(
+        held_back > 0,
+        "the lines held back are counted: {warnings:#?}"
+    );
 }
 
 /// Sends `req` to the router with a client-side limit.
