@@ -5,6 +5,7 @@
 use super::record::Record;
 use super::time::{Stamps, digits};
 use crate::config::AccessLogFormat as LogFormat;
+use crate::http1::lines::append;
 use http::HeaderValue;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,18 +68,18 @@ const PLAIN: [bool; 256] = {
 /// printable ASCII as `\xNN`. Runs of plain bytes are copied at once.
 fn escaped(out: &mut Vec<u8>, mut bytes: &[u8]) {
     while let Some(at) = bytes.iter().position(|&b| !PLAIN[usize::from(b)]) {
-        out.extend_from_slice(&bytes[..at]);
+        append(out, &bytes[..at]);
         match bytes[at] {
-            byte @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', byte]),
+            byte @ (b'"' | b'\\') => append(out, &[b'\\', byte]),
             byte => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]);
-                out.extend_from_slice(&[b'\\', b'x', high, low]);
+                append(out, &[b'\\', b'x', high, low]);
             }
         }
         bytes = &bytes[at + 1..];
     }
-    out.extend_from_slice(bytes);
+    append(out, bytes);
 }
 
 /// Appends `"value"` (or `"-"` when there is none).
@@ -93,7 +94,7 @@ fn quoted(out: &mut Vec<u8>, value: Option<&[u8]>) {
 
 /// Appends a decimal number.
 fn number(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    append(out, itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends `duration` in seconds with six decimals.
@@ -114,7 +115,7 @@ fn address(out: &mut Vec<u8>, address: SocketAddr) {
                 number(out, u64::from(octet));
             }
         }
-        SocketAddr::V6(v6) => out.extend_from_slice(format!("[{}]", v6.ip()).as_bytes()),
+        SocketAddr::V6(v6) => append(out, format!("[{}]", v6.ip()).as_bytes()),
     }
     out.push(b':');
     number(out, u64::from(address.port()));
@@ -152,15 +153,15 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
         Some(host) if !host.is_empty() => escaped(out, host),
         _ => out.push(b'-'),
     }
-    out.extend_from_slice(b" - [");
+    append(out, b" - [");
     stamps.write(out, record.received);
-    out.extend_from_slice(b"] \"");
+    append(out, b"] \"");
     escaped(out, record.method.as_str().as_bytes());
     out.push(b' ');
     escaped(out, target(&record.uri).as_bytes());
     out.push(b' ');
-    out.extend_from_slice(version(record.version).as_bytes());
-    out.extend_from_slice(b"\" ");
+    append(out, version(record.version).as_bytes());
+    append(out, b"\" ");
     for n in [
         u64::from(record.status.as_u16()),
         record.bytes_in,
@@ -173,9 +174,9 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     quoted(out, headers.referer.as_ref().map(HeaderValue::as_bytes));
     out.push(b' ');
     quoted(out, headers.user_agent.as_ref().map(HeaderValue::as_bytes));
-    out.extend_from_slice(b" \"");
+    append(out, b" \"");
     address(out, record.client);
-    out.extend_from_slice(b"\" \"");
+    append(out, b"\" \"");
     match &record.endpoint {
         Some(endpoint) => address(out, endpoint.spec.address),
         None => out.push(b'-'),
@@ -187,7 +188,7 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
             continue;
         }
         out.push(b' ');
-        out.extend_from_slice(name.as_bytes());
+        append(out, name.as_bytes());
         out.push(b':');
         match field {
             Field::Bytes(value) => quoted(out, value),
@@ -203,12 +204,12 @@ fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
         Some(value) => {
             let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(value));
         }
-        None => out.extend_from_slice(b"null"),
+        None => append(out, b"null"),
     }
 }
 
 fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
-    out.extend_from_slice(b"{\"time\":\"");
+    append(out, b"{\"time\":\"");
     stamps.write(out, record.received);
     out.push(b'"');
     fn header(value: &Option<HeaderValue>) -> Option<&[u8]> {
@@ -224,25 +225,25 @@ fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
         ("user_agent", header(&record.headers.user_agent)),
     ];
     for (name, value) in leading {
-        out.extend_from_slice(format!(",\"{name}\":").as_bytes());
+        append(out, format!(",\"{name}\":").as_bytes());
         json_string(out, value);
     }
-    out.extend_from_slice(b",\"status\":");
+    append(out, b",\"status\":");
     number(out, u64::from(record.status.as_u16()));
-    out.extend_from_slice(b",\"client\":\"");
+    append(out, b",\"client\":\"");
     address(out, record.client);
-    out.extend_from_slice(b"\",\"backend\":");
+    append(out, b"\",\"backend\":");
     match &record.endpoint {
         Some(endpoint) => {
             out.push(b'"');
             address(out, endpoint.spec.address);
             out.push(b'"');
         }
-        None => out.extend_from_slice(b"null"),
+        None => append(out, b"null"),
     }
     let route_service = record.route_service.as_ref().map(ToString::to_string);
     for (name, field) in fields(record, &route_service) {
-        out.extend_from_slice(format!(",\"{name}\":").as_bytes());
+        append(out, format!(",\"{name}\":").as_bytes());
         match field {
             Field::Bytes(value) => json_string(out, value.filter(|v| !v.is_empty())),
             Field::Seconds(duration) => seconds(out, duration),

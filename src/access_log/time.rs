@@ -21,7 +21,7 @@ impl Stamps {
             self.text.clear();
             write_second(&mut self.text, seconds);
         }
-        out.extend_from_slice(&self.text);
+        crate::http1::lines::append(out, &self.text);
         out.push(b'.');
         digits(out, since.subsec_nanos(), 9);
         out.push(b'Z');
@@ -53,7 +53,7 @@ pub fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
         *place = b'0' + (value % 10) as u8;
         value /= 10;
     }
-    out.extend_from_slice(&text[..width]);
+    crate::http1::lines::append(out, &text[..width]);
 }
 
 /// Year, month, day of the day `days` after 1970-01-01 (Howard Hinnant's algorithm).

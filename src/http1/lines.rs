@@ -21,6 +21,19 @@ pub fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     }
 }
 
+/// Appends `src` to `out`, short slices without a call to `memcpy` (see [`copy_short`]); the
+/// access log writes its lines of many short pieces with it too.
+#[inline]
+pub fn append(out: &mut Vec<u8>, src: &[u8]) {
+    out.reserve(src.len());
+    // SAFETY: `reserve` made room for `src.len()` more bytes, all written by `copy_short`
+    // before the length is raised; `src` cannot overlap the spare capacity of `out`.
+    unsafe {
+        copy_short(src, out.as_mut_ptr().add(out.len()));
+        out.set_len(out.len() + src.len());
+    }
+}
+
 /// Copies `src` to `dst` and returns the end of the copy. Header names and values are mostly
 /// under 32 bytes: two overlapping loads and stores of a word cover such a slice without a call
 /// to `memcpy` (its call and size dispatch cost more than the copy; a head writes ~26 of them).
@@ -79,6 +92,17 @@ pub fn fields(out: &mut Vec<u8>, headers: &HeaderMap, reframed: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appends_of_every_short_length_are_exact() {
+        for len in 0..80 {
+            let src: Vec<u8> = (0..len as u8).collect();
+            let mut out = b"ab".to_vec();
+            append(&mut out, &src);
+            assert_eq!(&out[..2], b"ab");
+            assert_eq!(&out[2..], &src[..]);
+        }
+    }
 
     #[test]
     fn lines_of_every_short_length_are_exact() {
