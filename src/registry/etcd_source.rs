@@ -247,14 +247,7 @@ mod tests {
     }
 
     fn ports(store: &RouteStore, host: &str) -> Vec<u16> {
-        store.lookup(host, "/").map_or(Vec::new(), |route| {
-            route
-                .pool
-                .endpoints
-                .iter()
-                .map(|e| e.spec.address.port())
-                .collect()
-        })
+        crate::registry::ports(store, host, "/")
     }
 
     #[test]

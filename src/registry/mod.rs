@@ -100,3 +100,16 @@ pub trait Registry: Send + Sync + 'static {
         let _ = (source, connected);
     }
 }
+
+/// The ports of the endpoints `store` routes `host` and `path` to (tests).
+#[cfg(test)]
+fn ports(store: &RouteStore, host: &str, path: &str) -> Vec<u16> {
+    store.lookup(host, path).map_or(Vec::new(), |route| {
+        route
+            .pool
+            .endpoints
+            .iter()
+            .map(|e| e.spec.address.port())
+            .collect()
+    })
+}

@@ -484,16 +484,7 @@ mod tests {
         }
     }
 
-    fn ports(store: &RouteStore, host: &str, path: &str) -> Vec<u16> {
-        store.lookup(host, path).map_or(Vec::new(), |route| {
-            route
-                .pool
-                .endpoints
-                .iter()
-                .map(|e| e.spec.address.port())
-                .collect()
-        })
-    }
+    use crate::registry::ports;
 
     #[test]
     fn routes_share_the_health_of_a_backend_across_sources_and_reloads() {

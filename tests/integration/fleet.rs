@@ -14,17 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// A registration of `backend` for `uris`.
+/// A registration of `backend` for `uris` living `ttl_seconds` (0: the router's threshold).
 fn message(backend: &Backend, uris: &[&str], ttl_seconds: u64) -> Value {
-    json!({
-        "host": "127.0.0.1",
-        "port": backend.addr.port(),
-        "uris": uris,
-        "app": "app-guid",
-        "private_instance_id": format!("instance-{}", backend.addr.port()),
-        "private_instance_index": "0",
-        "stale_threshold_in_seconds": ttl_seconds,
-    })
+    let mut message = registration(backend, uris);
+    message["stale_threshold_in_seconds"] = json!(ttl_seconds);
+    message
 }
 
 /// Polls `check` every 20 ms until it holds; panics after `limit` naming `what`.

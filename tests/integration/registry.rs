@@ -18,19 +18,6 @@ async fn routes(router: &TestRouter) -> Value {
     json_body(send(router.admin, req).await).await
 }
 
-/// A registration of `backend` for `uris`.
-fn message(backend: &Backend, uris: &[&str]) -> Value {
-    json!({
-        "host": "127.0.0.1",
-        "port": backend.addr.port(),
-        "uris": uris,
-        "app": "app-guid",
-        "private_instance_id": format!("instance-{}", backend.addr.port()),
-        "private_instance_index": "0",
-        "tags": {"component": "test"},
-    })
-}
-
 async fn status_of(router: &TestRouter, host: &str, path: &str) -> StatusCode {
     get(router, host, path).await.status()
 }
@@ -54,8 +41,12 @@ async fn register_refresh_unregister_over_the_admin_api() {
         StatusCode::NOT_FOUND
     );
 
-    let (status, applied) =
-        admin_post(&router, "/routes/register", &message(&one, &["App.Test"])).await;
+    let (status, applied) = admin_post(
+        &router,
+        "/routes/register",
+        &registration(&one, &["App.Test"]),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{applied}");
     assert_eq!(applied["added"], 1);
     // Visible to the very next request, with the instance headers of the registration.
@@ -69,7 +60,10 @@ async fn register_refresh_unregister_over_the_admin_api() {
     );
 
     // An array registers several; a repeat only refreshes.
-    let batch = json!([message(&one, &["app.test"]), message(&two, &["app.test"])]);
+    let batch = json!([
+        registration(&one, &["app.test"]),
+        registration(&two, &["app.test"])
+    ]);
     let (_, applied) = admin_post(&router, "/routes/register", &batch).await;
     assert_eq!(
         (applied["added"].as_u64(), applied["refreshed"].as_u64()),
@@ -87,13 +81,22 @@ async fn register_refresh_unregister_over_the_admin_api() {
     assert_eq!(endpoints[0]["tags"]["component"], "test");
     assert!(endpoints[0]["ttl"].as_u64().unwrap() > 100, "{listed}");
 
-    let (_, applied) =
-        admin_post(&router, "/routes/unregister", &message(&one, &["app.test"])).await;
+    let (_, applied) = admin_post(
+        &router,
+        "/routes/unregister",
+        &registration(&one, &["app.test"]),
+    )
+    .await;
     assert_eq!(applied["removed"], 1);
     for _ in 0..3 {
         assert_eq!(backend_of(&router, "app.test", "/").await, "two");
     }
-    admin_post(&router, "/routes/unregister", &message(&two, &["app.test"])).await;
+    admin_post(
+        &router,
+        "/routes/unregister",
+        &registration(&two, &["app.test"]),
+    )
+    .await;
     assert_eq!(
         status_of(&router, "app.test", "/").await,
         StatusCode::NOT_FOUND
@@ -110,7 +113,7 @@ async fn registrations_expire_unless_refreshed_and_config_routes_never_do() {
         route("fixed.test", &[&fixed])
     ));
     let short = |backend: &Backend, uri: &str| {
-        let mut m = message(backend, &[uri]);
+        let mut m = registration(backend, &[uri]);
         m["stale_threshold_in_seconds"] = json!(1);
         m
     };
@@ -134,13 +137,13 @@ async fn registrations_expire_unless_refreshed_and_config_routes_never_do() {
 async fn bad_messages_get_a_400_naming_the_field_and_change_nothing() {
     let backend = Backend::echo("b").await;
     let router = TestRouter::start(BASE);
-    let good = message(&backend, &["good.test"]);
+    let good = registration(&backend, &["good.test"]);
     let with = |key: &str, value: Value| {
-        let mut m = message(&backend, &["bad.test"]);
+        let mut m = registration(&backend, &["bad.test"]);
         m[key] = value;
         m
     };
-    let mut no_host = message(&backend, &["bad.test"]);
+    let mut no_host = registration(&backend, &["bad.test"]);
     no_host.as_object_mut().unwrap().remove("host");
     let cases: Vec<(Value, &str)> = vec![
         (no_host, "host"),
@@ -187,9 +190,9 @@ async fn registered_wildcards_and_longest_prefix() {
     let api = Backend::echo("api").await;
     let router = TestRouter::start(BASE);
     let batch = json!([
-        message(&wild, &["*.apps.test"]),
-        message(&exact, &["one.apps.test"]),
-        message(&api, &["one.apps.test/api", "*.apps.test/api/v2"]),
+        registration(&wild, &["*.apps.test"]),
+        registration(&exact, &["one.apps.test"]),
+        registration(&api, &["one.apps.test/api", "*.apps.test/api/v2"]),
     ]);
     let (status, _) = admin_post(&router, "/routes/register", &batch).await;
     assert_eq!(status, StatusCode::OK);
@@ -371,14 +374,18 @@ async fn concurrent_registration_under_load_loses_no_request() {
 async fn admin_token_guards_registration() {
     let backend = Backend::echo("b").await;
     let router = TestRouter::start(&format!("{BASE}\n[admin]\ntoken = \"s3cret\"\n"));
-    let (status, reason) =
-        admin_post(&router, "/routes/register", &message(&backend, &["a.test"])).await;
+    let (status, reason) = admin_post(
+        &router,
+        "/routes/register",
+        &registration(&backend, &["a.test"]),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(reason["error"].is_string());
     let req = Request::post("/routes/register")
         .header("host", "admin")
         .header("authorization", "Bearer s3cret")
-        .body(full(message(&backend, &["a.test"]).to_string()))
+        .body(full(registration(&backend, &["a.test"]).to_string()))
         .unwrap();
     assert_eq!(send(router.admin, req).await.status(), StatusCode::OK);
     assert_eq!(backend_of(&router, "a.test", "/").await, "b");

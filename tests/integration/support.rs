@@ -649,6 +649,19 @@ pub async fn metric(admin: SocketAddr, name: &str) -> f64 {
         .sum()
 }
 
+/// gorouter's registration JSON for `backend` on `uris`.
+pub fn registration(backend: &Backend, uris: &[&str]) -> Value {
+    serde_json::json!({
+        "host": "127.0.0.1",
+        "port": backend.addr.port(),
+        "uris": uris,
+        "app": "app-guid",
+        "private_instance_id": format!("instance-{}", backend.addr.port()),
+        "private_instance_index": "0",
+        "tags": {"component": "test"},
+    })
+}
+
 /// POSTs `body` to the admin API's `path`.
 pub async fn admin_post(router: &TestRouter, path: &str, body: &Value) -> (StatusCode, Value) {
     let req = Request::post(path)
