@@ -63,6 +63,8 @@ pub struct RunningRouter {
     workers: Vec<JoinHandle<()>>,
     admin_thread: Option<JoinHandle<()>>,
     access_log: Option<Arc<AccessLog>>,
+    /// The config file's text as the router started with it (to tell what a reload leaves out).
+    config_text: String,
     _sources: Vec<SourceHandle>,
     _chores: Vec<Ticker>,
 }
@@ -333,6 +335,7 @@ impl RunningRouter {
             workers: handles,
             admin_thread,
             access_log,
+            config_text: config.source.text.clone(),
             _sources: sources.running,
             _chores: chores,
         })
@@ -362,8 +365,19 @@ impl RunningRouter {
     /// and limits need a restart). A file with an error changes nothing; its errors are logged.
     /// Does nothing with a plugged-in registry.
     pub fn reload(&self, path: &Path) {
-        if let Some(store) = &self.store {
-            let _ = registry::reload_from_file(store, path);
+        let Some(store) = &self.store else {
+            return;
+        };
+        if registry::reload_from_file(store, path).is_err() {
+            return;
+        }
+        let next = std::fs::read_to_string(path).unwrap_or_default();
+        let changed = crate::config::changed_keys(&self.config_text, &next);
+        if !changed.is_empty() {
+            tracing::warn!(
+                keys = %changed.join(", "),
+                "config changes that take effect only after a restart (SIGHUP applies routes, [proxy] balancer and hash_key)"
+            );
         }
     }
 

@@ -6,6 +6,7 @@ mod duration;
 mod hash_key;
 mod listen;
 mod load;
+mod restart;
 mod route_uri;
 
 pub use backend::BackendConfig;
@@ -13,6 +14,7 @@ pub use duration::ConfigDuration;
 pub use hash_key::{HashKey, fnv1a};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
+pub use restart::changed_keys;
 pub use route_uri::{HostPattern, RouteUri};
 
 use serde::Deserialize;

@@ -202,9 +202,12 @@ async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
         "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n[server]\ndrain_timeout = \"300ms\"\n"
     );
     let path = write_config(&format!("{head}{}", route("app.test", &[&one])));
+    let log = path.with_file_name("stderr.log");
     let child = tokio::process::Command::new(BIN)
         .args(["run", "--config", path.to_str().unwrap()])
-        .stderr(Stdio::null())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -222,6 +225,11 @@ async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
             .to_string()
     };
     assert_eq!(backend_of().await, "one");
+    // The route changes, and so does a key only a restart applies: that one is named.
+    let head = head.replace(
+        "drain_timeout = \"300ms\"",
+        "drain_timeout = \"300ms\"\nworkers = 1",
+    );
     std::fs::write(&path, format!("{head}{}", route("app.test", &[&two]))).unwrap();
     process.signal("HUP");
     let start = std::time::Instant::now();
@@ -232,6 +240,25 @@ async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let warned = std::time::Instant::now();
+    let warning = loop {
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let found = logged
+            .lines()
+            .find(|line| line.contains("take effect only after a restart"));
+        if let Some(line) = found {
+            break line.to_string();
+        }
+        assert!(
+            warned.elapsed() < Duration::from_secs(2),
+            "no restart warning in:\n{logged}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        warning.contains("WARN") && warning.contains("server.workers"),
+        "{warning}"
+    );
     std::fs::write(&path, format!("{head}[[route]]\nuri = \"bad host\"\n")).unwrap();
     process.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
