@@ -23,12 +23,24 @@ enum Command {
         /// Config file.
         #[arg(long, default_value = "switchyard.toml")]
         config: PathBuf,
+        /// Write the process id here while running (for `switchyard reload`).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// Validate a config file and exit (every error names file, line and key).
     Check {
         /// Config file.
         #[arg(long, default_value = "switchyard.toml")]
         config: PathBuf,
+        /// Also open and close each listener (port in use, no permission).
+        #[arg(long)]
+        bind: bool,
+    },
+    /// Ask a running router to reload its routes (SIGHUP to the process in the pid file).
+    Reload {
+        /// The pid file given to `run --pid-file`.
+        #[arg(long)]
+        pid_file: PathBuf,
     },
     /// Start built-in backends and the router in front of them, and print what to try.
     Demo {
@@ -42,8 +54,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Run { config } => switchyard::cli::run(&config),
-        Command::Check { config } => switchyard::cli::check(&config),
+        Command::Run { config, pid_file } => switchyard::cli::run(&config, pid_file.as_deref()),
+        Command::Check { config, bind } => switchyard::cli::check(&config, bind),
+        Command::Reload { pid_file } => switchyard::cli::reload(&pid_file),
         Command::Demo { port } => switchyard::demo::run(port),
     }
 }

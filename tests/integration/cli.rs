@@ -355,3 +355,73 @@ async fn every_example_config_passes_check_as_it_is() {
     }
     assert!(checked >= 4, "{checked} examples");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_by_pid_file_and_check_that_binds() {
+    let one = Backend::echo("one").await;
+    let two = Backend::echo("two").await;
+    let (http, admin) = (free_port(), free_port());
+    let head = format!("[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n");
+    let path = write_config(&format!("{head}{}", route("app.test", &[&one])));
+    let pid_file = path.with_file_name("switchyard.pid");
+    let (config, pid) = (path.to_str().unwrap(), pid_file.to_str().unwrap());
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "--config", config, "--pid-file", pid])
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut process = Process(child);
+    wait_for_port(http).await;
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written.trim(), process.pid().to_string());
+
+    // The router's ports are taken now: `check --bind` says so; plain `check` does not look.
+    let bound = run(BIN, &["check", "--config", config, "--bind"]).await;
+    assert_eq!(bound.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&bound.stderr);
+    assert!(
+        said.contains(&format!("127.0.0.1:{http} (listen.http)")),
+        "{said}"
+    );
+    assert!(
+        run(BIN, &["check", "--config", config])
+            .await
+            .status
+            .success()
+    );
+
+    std::fs::write(&path, format!("{head}{}", route("app.test", &[&two]))).unwrap();
+    // Sent while the router may still be starting: it waits for it (it killed it before).
+    let reloaded = run(BIN, &["reload", "--pid-file", pid]).await;
+    assert!(
+        reloaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reloaded.stderr)
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let start = std::time::Instant::now();
+    loop {
+        let req = http::Request::get("/")
+            .header("host", "app.test")
+            .body(full(""))
+            .unwrap();
+        if json_body(send(addr, req).await).await["backend"] == "two" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "reload not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    process.signal("TERM");
+    assert_eq!(process.exit_code().await, Some(0));
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
+    let free = run(BIN, &["check", "--config", config, "--bind"]).await;
+    assert!(
+        free.status.success(),
+        "{}",
+        String::from_utf8_lossy(&free.stderr)
+    );
+}
