@@ -24,10 +24,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-if ! .venv/bin/python -c 'import grpc, cryptography' 2>/dev/null; then
-  echo "== python venv with grpcio and cryptography (.venv)"
+if ! .venv/bin/python -c 'import grpc, cryptography, prometheus_client' 2>/dev/null; then
+  echo "== python venv with grpcio, cryptography and prometheus-client (.venv)"
   python3 -m venv .venv
-  .venv/bin/pip install -q grpcio cryptography
+  .venv/bin/pip install -q grpcio cryptography prometheus-client
 fi
 command -v cargo-fuzz >/dev/null || { echo "== cargo install cargo-fuzz"; cargo install cargo-fuzz --locked --version 0.13.2; }
 export SWITCHYARD_PYTHON="$PWD/.venv/bin/python"

@@ -133,6 +133,7 @@ impl Proxy {
         client: Arc<ClientConn>,
         active: ActiveRequest,
     ) -> Response<ProxyBody> {
+        let arrived = std::time::Instant::now();
         let request_id = match self.settings.tracing.enabled() {
             true => self.settings.tracing.apply(req.headers_mut()),
             false => request_id::new_request_id(),
@@ -154,6 +155,7 @@ impl Proxy {
             }
         };
         self.metrics.record_status(response.status());
+        self.metrics.observe_request(arrived.elapsed());
         if let http::header::Entry::Vacant(entry) = response.headers_mut().entry(X_VCAP_REQUEST_ID)
         {
             entry.insert(request_id);

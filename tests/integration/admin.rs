@@ -156,3 +156,70 @@ async fn health_can_require_the_token_too() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_with_prometheus_own_parser_and_count_known_traffic() {
+    let backend = Backend::echo("a").await;
+    let router = TestRouter::with_routes(&route("m.test", &[&backend]));
+    for _ in 0..5 {
+        assert_eq!(get(&router, "m.test", "/").await.status(), StatusCode::OK);
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            get(&router, "nowhere.test", "/").await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let req = Request::get("/metrics")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let text = text(send(router.admin, req).await).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.py");
+    let mut child = tokio::process::Command::new(python())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the text (scripts/test.sh installs it): {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = |key: &str| {
+        samples[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no sample {key} in {samples}"))
+    };
+    assert_eq!(value("switchyard_request_duration_seconds_count{}"), 7.0);
+    assert_eq!(
+        value("switchyard_request_duration_seconds_bucket{le=+Inf}"),
+        7.0
+    );
+    assert_eq!(value("switchyard_responses_total{class=2xx}"), 5.0);
+    assert_eq!(value("switchyard_responses_total{class=4xx}"), 2.0);
+    assert_eq!(
+        value(&format!(
+            "switchyard_build_info{{version={}}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert_eq!(value("switchyard_access_log_dropped_total{}"), 0.0);
+    assert!(value("process_resident_memory_bytes{}") > 0.0);
+    assert!(value("process_open_fds{}") > 0.0);
+    let endpoint = format!(
+        "switchyard_endpoint_requests_total{{endpoint={},route=m.test}}",
+        backend.addr
+    );
+    assert_eq!(value(&endpoint), 5.0);
+}

@@ -1,6 +1,11 @@
 //! Router-wide counters, rendered in Prometheus text format by the admin API (`/metrics`).
 //! Counting costs one relaxed atomic add per response; endpoint counters live on the endpoints.
 
+mod histogram;
+mod process;
+
+pub use histogram::Histogram;
+
 use crate::access_log::AccessLog;
 use crate::lifecycle::Lifecycle;
 use crate::registry::SourceStats;
@@ -32,9 +37,16 @@ pub struct Metrics {
     readmissions: AtomicU64,
     /// Probes of half-open endpoints that failed, and that were answered.
     probes: [AtomicU64; 2],
+    /// From a request's arrival to its response head.
+    request_duration: Histogram,
 }
 
 impl Metrics {
+    /// Records the time from a request's arrival to its response head.
+    pub fn observe_request(&self, duration: std::time::Duration) {
+        self.request_duration.observe(duration);
+    }
+
     /// Counts a response sent to a client.
     pub fn record_status(&self, status: StatusCode) {
         let class = (status.as_u16() / 100).saturating_sub(1).min(5) as usize;
@@ -107,6 +119,18 @@ impl Metrics {
         access_log: Option<&AccessLog>,
     ) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_build_info The running version.\n# TYPE switchyard_build_info gauge\n\
+             switchyard_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        process::render(&mut out);
+        self.request_duration.render(
+            &mut out,
+            "switchyard_request_duration_seconds",
+            "Time from a request's arrival to its response head (router answers included).",
+        );
         render_sources(&mut out, sources);
         if let Some(log) = access_log {
             for (name, help, value) in [
