@@ -279,6 +279,8 @@ async fn nats_registrations_expire_after_their_time_to_live() {
     let router = nats_router(&nats, "prune_interval = \"100ms\"");
     connected(&router, "nats").await;
     let client = async_nats::connect(nats.url()).await.unwrap();
+    // Timed from before the publish: the lease starts when the router applies it, later.
+    let published = Instant::now();
     publish(
         &client,
         "router.register",
@@ -289,14 +291,13 @@ async fn nats_registrations_expire_after_their_time_to_live() {
         status(&router, "short.test").await == StatusCode::OK
     })
     .await;
-    let registered = Instant::now();
     eventually(Duration::from_secs(5), "expired", || async {
         status(&router, "short.test").await == StatusCode::NOT_FOUND
     })
     .await;
-    let lived = registered.elapsed();
+    let lived = published.elapsed();
     assert!(
-        lived >= Duration::from_millis(800),
+        lived >= Duration::from_millis(990),
         "expired after {lived:?}, TTL 1 s"
     );
 }
@@ -445,6 +446,8 @@ async fn etcd_register_route_delete_lease_expiry_and_bad_values() {
     assert_eq!(sources(&router, "etcd.test").await, ["etcd"]);
 
     // Watched: a key with a 2 s lease nobody keeps alive comes, then goes with its lease.
+    // Timed from before the grant: etcd expires the lease at least 2 s after it.
+    let granted = Instant::now();
     let lease = etcd.grant(2);
     etcd.put(
         &format!("{ROUTES}two"),
@@ -455,15 +458,14 @@ async fn etcd_register_route_delete_lease_expiry_and_bad_values() {
         served_by(&router, "lease.test").await.as_deref() == Some("etcd-two")
     })
     .await;
-    let put = Instant::now();
     eventually(Duration::from_secs(10), "lease expired", || async {
         status(&router, "lease.test").await == StatusCode::NOT_FOUND
     })
     .await;
     assert!(
-        put.elapsed() >= Duration::from_millis(1000),
-        "gone after {:?}",
-        put.elapsed()
+        granted.elapsed() >= Duration::from_millis(1900),
+        "gone {:?} after the grant of a 2 s lease",
+        granted.elapsed()
     );
 
     // A bad value is counted and changes nothing, not even the key's old registration.
