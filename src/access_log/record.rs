@@ -90,8 +90,9 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of a request arriving now.
+    /// A record of a request that arrived at `started`.
     pub fn start(
+        started: Instant,
         method: Method,
         uri: Uri,
         version: Version,
@@ -102,7 +103,7 @@ impl Record {
         let (logged, bytes_in) = LoggedHeaders::of(headers);
         Record {
             received: SystemTime::now(),
-            started: Instant::now(),
+            started,
             method,
             uri,
             version,

@@ -29,7 +29,7 @@ impl Histogram {
 
     /// Writes the family `name` (with its `# HELP` and `# TYPE`).
     pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        super::family(out, name, "histogram", help);
         let mut cumulative = 0;
         for (i, count) in self.buckets.iter().enumerate() {
             cumulative += count.load(Ordering::Relaxed);

@@ -17,10 +17,8 @@ pub fn render(out: &mut String) {
     let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
     let mut family = |name: &str, kind: &str, help: &str, value: Option<f64>| {
         if let Some(value) = value {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            super::family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         }
     };
     let cpu = field(11)

@@ -18,15 +18,17 @@ pub struct Logging {
     log: Arc<AccessLog>,
 }
 
-/// Begins the record of `req` when the access log is on.
+/// Begins the record of `req`, which arrived at `arrived`, when the access log is on.
 pub fn begin(
     log: Option<&Arc<AccessLog>>,
+    arrived: std::time::Instant,
     req: &Request<ProxyBody>,
     client: SocketAddr,
     request_id: &HeaderValue,
 ) -> Option<Logging> {
     let log = log?.clone();
     let record = Box::new(Record::start(
+        arrived,
         req.method().clone(),
         req.uri().clone(),
         req.version(),

@@ -140,6 +140,7 @@ impl Proxy {
         };
         let mut logging = access_log::begin(
             self.settings.access_log.as_ref(),
+            arrived,
             &req,
             client.peer(),
             &request_id,

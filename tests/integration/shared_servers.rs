@@ -2,19 +2,11 @@
 //! when dropped. `scripts/test.sh` installs Debian's `nats-server`, `etcd-server` and
 //! `etcd-client`.
 
-use std::net::{SocketAddr, TcpListener};
+use crate::process::free_port;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A free loopback port (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(program: &str, args: &[String]) -> Child {
     Command::new(program)
