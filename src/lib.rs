@@ -37,6 +37,7 @@ pub mod conn_state;
 pub mod deadline;
 pub mod demo;
 pub mod health;
+pub mod histogram;
 pub mod http1;
 pub mod http2;
 pub mod lifecycle;

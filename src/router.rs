@@ -253,7 +253,7 @@ impl RunningRouter {
         let sources = start_sources(&config, &registry, http_addr)?;
         let access_log = start_access_log(&config)?;
         let lifecycle = Lifecycle::new();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(config.admin.metrics_route_series));
         let settings = Arc::new(ServeSettings::new(&config.server));
         let upstream_settings = upstream_settings(&config);
         let backend_tls = UpstreamTls {

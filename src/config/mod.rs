@@ -187,6 +187,9 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// `/health` answers without the token (load balancers' probes cannot send one).
     pub health_without_token: bool,
+    /// Routes with their own series in `/metrics` (the first to see traffic); the others are
+    /// counted together as `route="(other)"`.
+    pub metrics_route_series: usize,
 }
 
 impl Default for AdminConfig {
@@ -195,9 +198,13 @@ impl Default for AdminConfig {
             token: String::new(),
             token_file: None,
             health_without_token: true,
+            metrics_route_series: DEFAULT_METRICS_ROUTE_SERIES,
         }
     }
 }
+
+/// Routes with their own series in `/metrics` unless `[admin] metrics_route_series` says.
+pub const DEFAULT_METRICS_ROUTE_SERIES: usize = 1000;
 
 /// The environment variable that holds the admin token when the config gives none.
 pub const ADMIN_TOKEN_VAR: &str = "SWITCHYARD_ADMIN_TOKEN";

@@ -1,29 +1,44 @@
 //! Router-wide counters, rendered in Prometheus text format by the admin API (`/metrics`).
-//! Counting costs one relaxed atomic add per response; endpoint counters live on the endpoints.
+//! Counting a response costs a few relaxed atomic adds; endpoint counters live on the
+//! endpoints, route counters on the routes (for at most `[admin] metrics_route_series` routes: the rest are
+//! counted together as `route="(other)"`, and only routes with their own series get
+//! per-endpoint series, so a table of 100,000 routes cannot make a scrape of millions of lines).
 
-mod histogram;
 mod process;
 
-pub use histogram::Histogram;
+pub use crate::histogram::Histogram;
 
 use crate::access_log::AccessLog;
 use crate::lifecycle::Lifecycle;
 use crate::registry::SourceStats;
-use crate::routing::{Endpoint, RouteTable};
+use crate::routing::{Endpoint, ResponseCounts, Route, RouteTable, STATUS_CLASSES, SeriesSlots};
 use http::StatusCode;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+/// The label of the routes counted together.
+pub const OTHER_ROUTES: &str = "(other)";
 
 /// Reads one per-endpoint value.
 type EndpointValue = fn(&Endpoint) -> u64;
 
 /// Counters shared by every worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    responses: [AtomicU64; 6],
+    /// Every response: by status class, time from arrival to response head.
+    responses: ResponseCounts,
+    /// Routes that may have their own series.
+    route_slots: SeriesSlots,
+    /// Responses on routes without their own series.
+    other_routes: ResponseCounts,
+    /// Time to open a backend connection (TCP and TLS).
+    upstream_connect: Histogram,
+    /// Time from sending an attempt to its response head.
+    upstream_response: Histogram,
+    /// Client connections accepted and open, by protocol (`PROTOCOLS`).
+    client_connections: [(AtomicU64, AtomicU64); 4],
     upstream_connections: AtomicU64,
     retries: AtomicU64,
     retries_denied: AtomicU64,
@@ -37,20 +52,89 @@ pub struct Metrics {
     readmissions: AtomicU64,
     /// Probes of half-open endpoints that failed, and that were answered.
     probes: [AtomicU64; 2],
-    /// From a request's arrival to its response head.
-    request_duration: Histogram,
+}
+
+/// Client connection protocols, as labels: HTTP version, TLS.
+const PROTOCOLS: [(&str, &str); 4] = [
+    ("http/1.1", "false"),
+    ("h2", "false"),
+    ("http/1.1", "true"),
+    ("h2", "true"),
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(crate::config::DEFAULT_METRICS_ROUTE_SERIES)
+    }
+}
+
+/// An open client connection, counted by protocol until dropped.
+#[derive(Debug)]
+pub struct OpenConnection<'a>(&'a AtomicU64);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
-    /// Records the time from a request's arrival to its response head.
-    pub fn observe_request(&self, duration: std::time::Duration) {
-        self.request_duration.observe(duration);
+    /// Counters with per-route series for at most `[admin] metrics_route_series` routes.
+    pub fn new(route_series: usize) -> Metrics {
+        Metrics {
+            responses: ResponseCounts::default(),
+            route_slots: SeriesSlots::new(route_series),
+            other_routes: ResponseCounts::default(),
+            upstream_connect: Histogram::default(),
+            upstream_response: Histogram::default(),
+            client_connections: Default::default(),
+            upstream_connections: AtomicU64::default(),
+            retries: AtomicU64::default(),
+            retries_denied: AtomicU64::default(),
+            fail_open: AtomicU64::default(),
+            http2_refused: AtomicU64::default(),
+            http2_client_resets: AtomicU64::default(),
+            http2_connection_errors: AtomicU64::default(),
+            connections_refused: Default::default(),
+            ejections: AtomicU64::default(),
+            readmissions: AtomicU64::default(),
+            probes: Default::default(),
+        }
     }
 
-    /// Counts a response sent to a client.
-    pub fn record_status(&self, status: StatusCode) {
-        let class = (status.as_u16() / 100).saturating_sub(1).min(5) as usize;
-        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    /// Counts a response sent to a client `duration` after the request arrived, on its
+    /// route's counts too when it had one.
+    pub fn record_response(&self, route: Option<&Route>, status: StatusCode, duration: Duration) {
+        self.responses.record(status, duration);
+        if let Some(route) = route {
+            match route.stats.counts_or_claim(&self.route_slots) {
+                Some(counts) => counts.record(status, duration),
+                None => self.other_routes.record(status, duration),
+            }
+        }
+    }
+
+    /// Every response's counts.
+    pub fn responses(&self) -> &ResponseCounts {
+        &self.responses
+    }
+
+    /// Counts a client connection (HTTP/2 or not, over TLS or not) while it is open.
+    pub fn client_connection(&self, http2: bool, tls: bool) -> OpenConnection<'_> {
+        let (accepted, open) = &self.client_connections[usize::from(tls) * 2 + usize::from(http2)];
+        accepted.fetch_add(1, Ordering::Relaxed);
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open)
+    }
+
+    /// Records the time to open a backend connection.
+    pub fn observe_upstream_connect(&self, duration: Duration) {
+        self.upstream_connect.observe(duration);
+    }
+
+    /// Records the time from sending an attempt to its response head.
+    pub fn observe_upstream_response(&self, duration: Duration) {
+        self.upstream_response.observe(duration);
     }
 
     /// Counts an attempt after the first.
@@ -126,11 +210,28 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         process::render(&mut out);
-        self.request_duration.render(
-            &mut out,
-            "switchyard_request_duration_seconds",
-            "Time from a request's arrival to its response head (router answers included).",
-        );
+        for (name, help, histogram) in [
+            (
+                "switchyard_request_duration_seconds",
+                "Time from a request's arrival to its response head (router answers included).",
+                &self.responses.duration,
+            ),
+            (
+                "switchyard_upstream_connect_seconds",
+                "Time to open a connection to a backend (TCP, and TLS when used).",
+                &self.upstream_connect,
+            ),
+            (
+                "switchyard_upstream_response_seconds",
+                "Time from sending an attempt to a backend to its response head.",
+                &self.upstream_response,
+            ),
+        ] {
+            family(&mut out, name, "histogram", help);
+            histogram.write(&mut out, name, "");
+        }
+        self.render_routes(&mut out, table);
+        self.render_client_connections(&mut out);
         render_sources(&mut out, sources);
         if let Some(log) = access_log {
             for (name, help, value) in [
@@ -153,7 +254,7 @@ impl Metrics {
             &mut out,
             ("switchyard_responses_total", "class"),
             "Responses sent to clients, by status class.",
-            CLASSES.iter().zip(&self.responses),
+            STATUS_CLASSES.iter().zip(&self.responses.responses),
         );
         labelled(
             &mut out,
@@ -306,7 +407,10 @@ impl Metrics {
         ];
         for (name, kind, help, value) in per_endpoint {
             family(&mut out, name, kind, help);
-            for route in table.routes() {
+            for route in table
+                .routes()
+                .filter(|route| route.stats.counts().is_some())
+            {
                 let uri = escape(&route.uri.to_string());
                 for endpoint in &route.pool.endpoints {
                     let (address, value) = (endpoint.spec.address, value(endpoint));
@@ -318,6 +422,80 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Responses by route and status class and their duration, for the routes with their own
+    /// series and the others together.
+    fn render_routes(&self, out: &mut String, table: &RouteTable) {
+        let mut routes: Vec<(String, &ResponseCounts)> = table
+            .routes()
+            .filter_map(|route| Some((escape(&route.uri.to_string()), route.stats.counts()?)))
+            .collect();
+        routes.push((OTHER_ROUTES.to_owned(), &self.other_routes));
+        let name = "switchyard_route_responses_total";
+        family(
+            out,
+            name,
+            "counter",
+            "Responses by route and status class (route=\"(other)\": routes past [admin] metrics_route_series).",
+        );
+        for (route, counts) in &routes {
+            for (class, label) in STATUS_CLASSES.iter().enumerate() {
+                let count = counts.responses(class);
+                let _ = writeln!(out, "{name}{{route=\"{route}\",class=\"{label}\"}} {count}");
+            }
+        }
+        let name = "switchyard_route_request_duration_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Time from a request's arrival to its response head, by route.",
+        );
+        for (route, counts) in &routes {
+            counts
+                .duration
+                .write(out, name, &format!("route=\"{route}\","));
+        }
+        let name = "switchyard_route_series";
+        family(
+            out,
+            name,
+            "gauge",
+            "Routes with their own series (at most [admin] metrics_route_series).",
+        );
+        let _ = writeln!(out, "{name} {}", self.route_slots.taken());
+    }
+
+    /// Client connections accepted and open, by protocol and TLS.
+    fn render_client_connections(&self, out: &mut String) {
+        for (name, kind, help, open) in [
+            (
+                "switchyard_client_connections_accepted_total",
+                "counter",
+                "Client connections accepted, by protocol.",
+                false,
+            ),
+            (
+                "switchyard_client_connections_open",
+                "gauge",
+                "Client connections open, by protocol (tunnels not included).",
+                true,
+            ),
+        ] {
+            family(out, name, kind, help);
+            for ((protocol, tls), (accepted, opened)) in
+                PROTOCOLS.iter().zip(&self.client_connections)
+            {
+                let value = if open { opened } else { accepted }.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}{{protocol=\"{protocol}\",tls=\"{tls}\"}} {value}"
+                );
+            }
+        }
     }
 }
 

@@ -11,6 +11,15 @@ use http::HeaderValue;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// What the end of a request needs, whichever stage it ended at: its access log record (until
+/// a streamed response body takes it) and its route, once known (for the route's counts).
+pub struct RequestEnd {
+    /// The access log record, when the log is on.
+    pub logging: Option<super::access_log::Logging>,
+    /// The route the request matched.
+    pub route: Option<Arc<Route>>,
+}
+
 /// A request on its way through the proxy, once its route is known.
 pub struct RequestContext {
     /// `X-Vcap-Request-Id`.

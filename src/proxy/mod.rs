@@ -50,7 +50,7 @@ use crate::registry::Registry;
 use crate::routing::{self, Route};
 use crate::upstream::Upstream;
 use crate::upstream::UpstreamError;
-use context::RequestContext;
+use context::{RequestContext, RequestEnd};
 use http::{Method, Request, Response};
 use hyper::body::Body;
 use route_service::Passage;
@@ -138,15 +138,19 @@ impl Proxy {
             true => self.settings.tracing.apply(req.headers_mut()),
             false => request_id::new_request_id(),
         };
-        let mut logging = access_log::begin(
+        let logging = access_log::begin(
             self.settings.access_log.as_ref(),
             arrived,
             &req,
             client.peer(),
             &request_id,
         );
+        let mut end = RequestEnd {
+            logging,
+            route: None,
+        };
         let forwarded = self
-            .forward(req, client, active, &request_id, &mut logging)
+            .forward(req, client, active, &request_id, &mut end)
             .await;
         let mut response = match forwarded {
             Ok(response) => response,
@@ -155,13 +159,13 @@ impl Proxy {
                 error.into_response()
             }
         };
-        self.metrics.record_status(response.status());
-        self.metrics.observe_request(arrived.elapsed());
+        self.metrics
+            .record_response(end.route.as_deref(), response.status(), arrived.elapsed());
         if let http::header::Entry::Vacant(entry) = response.headers_mut().entry(X_VCAP_REQUEST_ID)
         {
             entry.insert(request_id);
         }
-        if let Some(logging) = logging {
+        if let Some(logging) = end.logging {
             logging.finish_now(&response);
         }
         response
@@ -173,7 +177,7 @@ impl Proxy {
         client: Arc<ClientConn>,
         active: ActiveRequest,
         request_id: &http::HeaderValue,
-        logging: &mut Option<access_log::Logging>,
+        end: &mut RequestEnd,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Request phase: rules, route, the instance asked for, headers, body.
         if req.method() == Method::CONNECT {
@@ -197,6 +201,7 @@ impl Proxy {
             }
             (route, _) => route?,
         };
+        end.route = Some(route.clone());
         let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let mut ctx = RequestContext::new(request_id.clone(), client, route, deadline);
         if let Some(wanted) = &wanted {
@@ -284,7 +289,7 @@ impl Proxy {
                 .remove(names::X_CF_PROXY_SIGNATURE);
         }
         ctx.served_by = sent.in_flight.as_ref().map(|f| f.endpoint().clone());
-        if let Some(logging) = logging {
+        if let Some(logging) = &mut end.logging {
             let service = match &ctx.passage {
                 Passage::ToService(service) => Some(service),
                 _ => None,
@@ -310,7 +315,7 @@ impl Proxy {
                 self.upstream.max_idle(),
                 active,
                 ctx.deadline,
-                logging.take(),
+                end.logging.take(),
             )),
         }
     }

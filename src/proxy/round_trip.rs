@@ -120,7 +120,7 @@ impl RoundTrip<'_> {
                 replay = Replay::of(req);
             }
             let in_flight = EndpointInFlight::start(endpoint.clone());
-            let started = (route.balancer == BalancerKind::P2cEwma).then(std::time::Instant::now);
+            let started = std::time::Instant::now();
             let attempt_deadline = match attempt_timeout {
                 Some(timeout) => {
                     let cap = Instant::now() + timeout;
@@ -137,8 +137,10 @@ impl RoundTrip<'_> {
             let (outcome, error, kept) = match result {
                 Some(Ok((response, pooled))) => {
                     self.health.answered(&endpoint, probe);
-                    if let Some(started) = started {
-                        endpoint.health.latency.observe(started.elapsed(), now_ms());
+                    let took = started.elapsed();
+                    self.metrics.observe_upstream_response(took);
+                    if route.balancer == BalancerKind::P2cEwma {
+                        endpoint.health.latency.observe(took, now_ms());
                     }
                     let sent = Sent {
                         response,

@@ -13,8 +13,8 @@ use crate::config::BalancerKind;
 use crate::config::HashKey;
 use crate::health::HealthBook;
 use crate::routing::{
-    Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Route, RouteOptions, RouteTable,
-    RouteUri, Source,
+    Endpoint, EndpointSpec, HostPattern, Lease, PathRoutes, Route, RouteOptions, RouteStats,
+    RouteTable, RouteUri, Source,
 };
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
@@ -57,6 +57,8 @@ struct RouteEntry {
     options: RouteOptions,
     /// The route as published; `None` once something changed.
     built: Option<Arc<Route>>,
+    /// The route's counts, kept while the entry lives.
+    stats: Arc<RouteStats>,
 }
 
 impl RouteEntry {
@@ -67,6 +69,7 @@ impl RouteEntry {
             registered: IndexMap::new(),
             options: RouteOptions::default(),
             built: None,
+            stats: Arc::default(),
         }
     }
 
@@ -93,13 +96,16 @@ impl RouteEntry {
                 })
                 .map(|(_, endpoint)| endpoint.clone()),
         );
-        let route = Arc::new(Route::new(
-            self.uri.clone(),
-            options.clone(),
-            endpoints,
-            defaults.0,
-            defaults.1.as_ref(),
-        ));
+        let route = Arc::new(
+            Route::new(
+                self.uri.clone(),
+                options.clone(),
+                endpoints,
+                defaults.0,
+                defaults.1.as_ref(),
+            )
+            .with_stats(self.stats.clone()),
+        );
         self.built = Some(route.clone());
         route
     }

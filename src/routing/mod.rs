@@ -7,6 +7,7 @@ mod host;
 mod lease;
 mod maglev;
 mod route;
+mod route_stats;
 mod source;
 mod table;
 
@@ -17,5 +18,6 @@ pub use maglev::Maglev;
 pub use route::{
     Endpoint, EndpointSpec, EndpointStats, InstanceHeaders, Pool, Route, RouteOptions, or_address,
 };
+pub use route_stats::{ResponseCounts, RouteStats, STATUS_CLASSES, SeriesSlots, status_class};
 pub use source::Source;
 pub use table::{PathRoutes, RouteTable};

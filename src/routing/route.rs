@@ -1,5 +1,6 @@
 //! A route (uri + options) and its pool of endpoints.
 
+use super::route_stats::RouteStats;
 use super::{Lease, Maglev, RouteUri, Source};
 use crate::config::HashKey;
 use crate::config::{BackendConfig, BalancerKind, HealthCheck, UpstreamProtocol};
@@ -239,6 +240,8 @@ pub struct Route {
     pub options: RouteOptions,
     /// The endpoints.
     pub pool: Pool,
+    /// Responses and latency, kept by the registry across table updates.
+    pub stats: Arc<RouteStats>,
 }
 
 impl Route {
@@ -262,6 +265,13 @@ impl Route {
             hash_key,
             pool: Pool::new(endpoints, balancer),
             options,
+            stats: Arc::default(),
         }
+    }
+
+    /// The route with `stats` (its counts so far) instead of new ones.
+    pub fn with_stats(mut self, stats: Arc<RouteStats>) -> Route {
+        self.stats = stats;
+        self
     }
 }

@@ -98,11 +98,15 @@ pub async fn serve(
     let Some(acceptor) = tls else {
         return match sniff_http2(&stream, ctx.settings.header_timeout).await {
             Some(true) => {
+                let _open = ctx.proxy.metrics().client_connection(true, false);
                 let state = ConnState::new(true);
                 let io = TrackedIo::new(stream, state.clone());
                 Box::pin(serve_http2(io, state, client, &ctx)).await
             }
-            Some(false) => serve_http1_parking(stream, client, &ctx).await,
+            Some(false) => {
+                let _open = ctx.proxy.metrics().client_connection(false, false);
+                serve_http1_parking(stream, client, &ctx).await
+            }
             None => {}
         };
     };
@@ -130,6 +134,7 @@ async fn serve_tls(
         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
     };
     let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let _open = ctx.proxy.metrics().client_connection(http2, true);
     let state = ConnState::new(http2);
     let mut io = TrackedIo::new(stream, state.clone());
     if http2 {

@@ -53,12 +53,14 @@ impl Connector {
     }
 
     async fn open_inner(&self, target: &Target) -> Result<Io, UpstreamError> {
+        let started = std::time::Instant::now();
         let tcp = TcpStream::connect(target.address)
             .await
             .map_err(UpstreamError::Connect)?;
         let _ = tcp.set_nodelay(true);
         self.metrics.upstream_connection_opened();
         let Some(name) = &target.tls_name else {
+            self.metrics.observe_upstream_connect(started.elapsed());
             return Ok(Io::Tcp(tcp));
         };
         let tls = match target.trust {
@@ -76,6 +78,7 @@ impl Connector {
             .connect(server_name, tcp)
             .await
             .map_err(UpstreamError::Tls)?;
+        self.metrics.observe_upstream_connect(started.elapsed());
         Ok(Io::Tls(Box::new(tls)))
     }
 }

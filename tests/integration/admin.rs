@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use http::{Request, StatusCode};
+use serde_json::json;
 
 async fn admin_get(router: &TestRouter, path: &str, token: Option<&str>) -> (StatusCode, String) {
     let mut req = Request::get(path).header("host", "admin");
@@ -170,31 +171,7 @@ async fn metrics_parse_with_prometheus_own_parser_and_count_known_traffic() {
             StatusCode::NOT_FOUND
         );
     }
-    let req = Request::get("/metrics")
-        .header("host", "admin")
-        .body(full(""))
-        .unwrap();
-    let text = text(send(router.admin, req).await).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.py");
-    let mut child = tokio::process::Command::new(python())
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(text.as_bytes()).await.unwrap();
-    }
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the text (scripts/test.sh installs it): {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let samples: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let samples = scrape(&router).await;
     let value = |key: &str| {
         samples[key]
             .as_f64()
@@ -222,4 +199,118 @@ async fn metrics_parse_with_prometheus_own_parser_and_count_known_traffic() {
         backend.addr
     );
     assert_eq!(value(&endpoint), 5.0);
+    // By route, with the unknown hosts on no route; the backend's timings; the connections.
+    assert_eq!(
+        value("switchyard_route_responses_total{class=2xx,route=m.test}"),
+        5.0
+    );
+    assert_eq!(
+        value("switchyard_route_request_duration_seconds_count{route=m.test}"),
+        5.0
+    );
+    assert_eq!(
+        value("switchyard_route_responses_total{class=2xx,route=(other)}"),
+        0.0
+    );
+    assert_eq!(value("switchyard_upstream_response_seconds_count{}"), 5.0);
+    assert!(value("switchyard_upstream_connect_seconds_count{}") >= 1.0);
+    assert!(
+        value("switchyard_client_connections_accepted_total{protocol=http/1.1,tls=false}") >= 1.0
+    );
+    assert_eq!(
+        value("switchyard_client_connections_accepted_total{protocol=h2,tls=false}"),
+        0.0
+    );
+}
+
+/// `/metrics` as parsed by Prometheus' own parser (`tests/metrics/parse.py`): every sample as
+/// `name{label=value,...}` (labels sorted) -> value.
+async fn scrape(router: &TestRouter) -> serde_json::Value {
+    let req = Request::get("/metrics")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let text = text(send(router.admin, req).await).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.py");
+    let mut child = tokio::process::Command::new(python())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the text (scripts/test.sh installs it): {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_route_series_stop_at_the_cap_and_the_rest_count_together() {
+    let backend = Backend::echo("a").await;
+    let router = TestRouter::start(&format!("{BASE}[admin]\nmetrics_route_series = 2\n"));
+    let register =
+        |host: &str| json!({"host": "127.0.0.1", "port": backend.addr.port(), "uris": [host]});
+    for host in ["r1.test", "r2.test", "r3.test", "r4.test"] {
+        let (status, _) = admin_post(&router, "/routes/register", &register(host)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // r1 and r2 see traffic first and take the two series; r3 and r4 count together.
+    for (host, requests) in [
+        ("r1.test", 1),
+        ("r2.test", 2),
+        ("r3.test", 3),
+        ("r4.test", 4),
+    ] {
+        for _ in 0..requests {
+            assert_eq!(get(&router, host, "/").await.status(), StatusCode::OK);
+        }
+    }
+    let samples = scrape(&router).await;
+    let value = |key: &str| samples[key].as_f64();
+    let responses = |route: &str| {
+        value(&format!(
+            "switchyard_route_responses_total{{class=2xx,route={route}}}"
+        ))
+    };
+    assert_eq!(responses("r1.test"), Some(1.0));
+    assert_eq!(responses("r2.test"), Some(2.0));
+    assert_eq!(responses("r3.test"), None, "{samples}");
+    assert_eq!(responses("(other)"), Some(7.0));
+    assert_eq!(value("switchyard_route_series{}"), Some(2.0));
+    let endpoint_series = samples
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|key| key.starts_with("switchyard_endpoint_requests_total"))
+        .count();
+    assert_eq!(
+        endpoint_series, 2,
+        "endpoints of routes with series only: {samples}"
+    );
+    // A route that leaves gives its series back: the next route with traffic takes it.
+    let (status, _) = admin_post(&router, "/routes/unregister", &register("r1.test")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = admin_post(&router, "/routes/register", &register("r5.test")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(get(&router, "r5.test", "/").await.status(), StatusCode::OK);
+    let samples = scrape(&router).await;
+    let value = |key: &str| samples[key].as_f64();
+    assert_eq!(
+        value("switchyard_route_responses_total{class=2xx,route=r5.test}"),
+        Some(1.0),
+        "{samples}"
+    );
+    assert_eq!(
+        value("switchyard_route_responses_total{class=2xx,route=r1.test}"),
+        None
+    );
 }
