@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need (curl, nats-server, etcd,
-# protoc, a Python with grpcio for the gRPC test, cargo-fuzz), checks formatting and lints,
+# protoc, chromium, a Python with grpcio for the gRPC test, cargo-fuzz), checks formatting and lints,
 # runs every test, then fuzzes each target for a bounded time (scripts/fuzz.sh).
 #
 #   scripts/test.sh            # everything
@@ -18,6 +18,8 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
+# The status page is tested in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq

@@ -27,37 +27,14 @@ impl Histogram {
             .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
-    }
-
     /// Sum of the observations, in seconds.
     pub fn sum(&self) -> f64 {
         self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
     }
 
-    /// The value under which a `quantile` (0..1) of the observations fall, as the upper
-    /// bound of the bucket it lands in (`None` with no observation, infinity past the last).
-    pub fn quantile(&self, quantile: f64) -> Option<f64> {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = (quantile * total as f64).ceil().max(1.0) as u64;
-        let mut cumulative = 0;
-        for (i, count) in counts.iter().enumerate() {
-            cumulative += count;
-            if cumulative >= rank {
-                return Some(BOUNDS.get(i).copied().unwrap_or(f64::INFINITY));
-            }
-        }
-        Some(f64::INFINITY)
+    /// Observations per bucket (not cumulative; the last past `BOUNDS`).
+    pub fn counts(&self) -> [u64; BOUNDS.len() + 1] {
+        std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed))
     }
 
     /// Writes the samples of `name` with `labels` (`key="value",` each, or empty) before `le`.
@@ -116,21 +93,12 @@ mod tests {
     }
 
     #[test]
-    fn labels_come_before_le_and_quantiles_are_bucket_bounds() {
+    fn counts_per_bucket_and_labels_before_le() {
         let histogram = Histogram::default();
-        assert_eq!(histogram.quantile(0.5), None);
         for ms in [2, 2, 2, 40, 20_000] {
             histogram.observe(Duration::from_millis(ms));
         }
-        for (quantile, bound) in [
-            (0.0, 0.0025),
-            (0.5, 0.0025),
-            (0.8, 0.05),
-            (0.99, f64::INFINITY),
-        ] {
-            assert_eq!(histogram.quantile(quantile), Some(bound), "{quantile}");
-        }
-        assert_eq!(histogram.count(), 5);
+        assert_eq!(histogram.counts(), [0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
         let mut out = String::new();
         histogram.write(&mut out, "t", "route=\"a\",");
         assert!(

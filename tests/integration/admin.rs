@@ -136,6 +136,8 @@ async fn health_without_the_token_head_allow_and_www_authenticate() {
         "/health",
         "/routes",
         "/metrics",
+        "/status",
+        "/status.json",
         "/routes/register",
         "/routes/unregister",
     ] {

@@ -24,4 +24,5 @@ mod resilience;
 mod route_services;
 mod routing;
 mod shared_servers;
+mod status_page;
 mod tls;

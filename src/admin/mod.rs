@@ -1,6 +1,9 @@
-//! The admin API on `listen.admin` (contract section 5): `/health`, `/routes`, `/metrics`, and
-//! `POST /routes/register` / `POST /routes/unregister` with gorouter's registration JSON, with an
-//! optional bearer token. Runs on its own thread so a busy proxy never delays health checks.
+//! The admin API on `listen.admin` (contract section 5): `/health`, `/routes`, `/metrics`, the
+//! status page (`status`), and `POST /routes/register` / `POST /routes/unregister` with
+//! gorouter's registration JSON, with an optional bearer token. Runs on its own thread so a
+//! busy proxy never delays health checks.
+
+mod status;
 
 use crate::access_log::AccessLog;
 use crate::body::ProxyBody;
@@ -109,7 +112,7 @@ fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
 }
 
 /// The admin endpoints: path, methods, what it is (for the index at `/`).
-const ENDPOINTS: [(&str, &str, &str); 6] = [
+const ENDPOINTS: [(&str, &str, &str); 8] = [
     ("/", "GET, HEAD", "this list"),
     ("/health", "GET, HEAD", "200 ok, or 503 while draining"),
     (
@@ -118,6 +121,16 @@ const ENDPOINTS: [(&str, &str, &str); 6] = [
         "the route table with each endpoint's state",
     ),
     ("/metrics", "GET, HEAD", "Prometheus text"),
+    (
+        "/status",
+        "GET, HEAD",
+        "live status page (HTML; the page itself needs no token, its data does)",
+    ),
+    (
+        "/status.json",
+        "GET, HEAD",
+        "what the status page shows, as JSON",
+    ),
     (
         "/routes/register",
         "POST",
@@ -138,7 +151,8 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBod
             &format!("no admin endpoint at {path} (GET / lists them)"),
         );
     };
-    let public = path == "/health" && state.health_without_token;
+    // The page holds no data (it asks for the token and sends it with its requests).
+    let public = (path == "/health" && state.health_without_token) || path == "/status";
     if !public && !authorized(state, &req) {
         let mut response =
             error_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
@@ -174,6 +188,8 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBod
             json_response(StatusCode::OK, &Value::Object(list))
         }
         "/health" => health(state),
+        "/status" => status_page(),
+        "/status.json" => json_response(StatusCode::OK, &status::snapshot(state)),
         "/routes" => json_response(StatusCode::OK, &routes(state)),
         "/routes/register" => change_routes(state, req, Action::Register).await,
         "/routes/unregister" => change_routes(state, req, Action::Unregister).await,
@@ -194,6 +210,24 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBod
         }
         _ => error_response(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
+}
+
+/// The page, allowed to load nothing but its own inline script and style and `/status.json`.
+fn status_page() -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(status::PAGE));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
 }
 
 fn health(state: &AdminState) -> Response<ProxyBody> {
