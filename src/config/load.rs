@@ -70,7 +70,13 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     load_str(&text, path)
 }
 
+/// Errors of types and keys reported from one file at most (each costs a parse).
+const MAX_TYPE_ERRORS: usize = 20;
+
 /// Parses and validates config text; `path` names it in errors and anchors relative paths.
+/// Every error is reported at once, in file order: a key with a bad type or name is commented
+/// out of a working copy (its lines blanked, so later lines keep their numbers) and the copy
+/// is read again, until it reads; the checks then run on what was read.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let error_at = |span: Option<Range<usize>>, key: String, message: String| ConfigError {
         file: path.to_path_buf(),
@@ -78,28 +84,70 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         key,
         message,
     };
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|e| ConfigErrors(vec![error_at(e.span(), "-".into(), e.message().into())]))?;
-    let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut working = text.to_string();
+    let read: Option<Config> = loop {
+        let deserializer = match toml::Deserializer::parse(&working) {
+            Ok(deserializer) => deserializer,
+            Err(e) => {
+                errors.push(error_at(e.span(), "-".into(), e.message().into()));
+                break None;
+            }
+        };
+        let e = match serde_path_to_error::deserialize(deserializer) {
+            Ok(config) => break Some(config),
+            Err(e) => e,
+        };
         let key = e.path().to_string();
         let inner = e.into_inner();
-        ConfigErrors(vec![error_at(
-            inner.span(),
-            key,
-            inner.message().to_string(),
-        )])
-    })?;
-    config.source.path = path.to_path_buf();
-    config.source.text = text.to_string();
-    let mut errors = check(&config);
+        let span = inner.span();
+        let error = error_at(span.clone(), key, inner.message().to_string());
+        // A key missing where an earlier bad one was taken out follows from that one.
+        if errors
+            .iter()
+            .any(|earlier| earlier.key.starts_with(&error.key))
+            || errors.last() == Some(&error)
+        {
+            break None;
+        }
+        errors.push(error);
+        match span {
+            Some(span) if errors.len() < MAX_TYPE_ERRORS => comment_out(&mut working, span),
+            _ => break None,
+        }
+    };
+    if let Some(mut config) = read {
+        config.source.path = path.to_path_buf();
+        config.source.text = text.to_string();
+        errors.extend(check(&config));
+        if errors.is_empty() {
+            return Ok(config);
+        }
+    }
     // In file order, whatever order the checks ran in (a stable sort keeps one line's errors
     // in check order).
     errors.sort_by_key(|error| error.line);
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    Err(ConfigErrors(errors))
+}
+
+/// Blanks the lines `span` touches and marks the first as a comment (line count unchanged).
+fn comment_out(text: &mut String, span: Range<usize>) {
+    let start = text[..span.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let end = text[span.end.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |i| span.end + i);
+    let blanked: String = text[start..end]
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match (i, c) {
+            (0, _) => '#',
+            (_, '\n' | '\r') => c,
+            _ => ' ',
+        })
+        .collect();
+    text.replace_range(start..end, &blanked);
 }
 
 /// 1-based line number of a byte offset.
@@ -585,5 +633,27 @@ route_service_url = ""
             (6, "route[0].uri"),
         ];
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn every_type_and_key_error_at_once_in_file_order() {
+        // serde reads `server`'s keys in name order and stops at the first error.
+        let text = "[server]\nworkerz = 1\nidle_timeout = 90\n[proxy]\nmax_attempts = 0\n\
+                    [[route]]\nuri = \"a\"\nbackends = [\n  \"127.0.0.1:1\",\n  \"nope\",\n]\n";
+        let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        let expected = [
+            (2, "server.workerz"),
+            (3, "server.idle_timeout"),
+            (5, "proxy.max_attempts"),
+            (10, "route[0].backends[1]"),
+        ];
+        assert_eq!(found, expected, "{errors:?}");
+        // A bad key taken out can leave its table short of a required key: that is not
+        // reported as a second problem.
+        let text = "[[route]]\nuri = \"a\"\nbackends = [\"nope\"]\n[server]\nworkers = \"x\"\n";
+        let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
+        let found: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(found, ["route[0].backends[0]", "server.workers"], "{errors:?}");
     }
 }

@@ -87,8 +87,13 @@ async fn the_status_page_shows_routes_endpoints_and_an_ejected_endpoint() {
     let dom = chromium_dom(&format!("http://{}/status", router.admin)).await;
     traffic.abort();
 
-    assert_eq!(text_after(&dom, "<header>", "id=\"phase\" class=\"badge running\""), "running");
-    let total: u64 = text_after(&dom, "<header>", "id=\"total\"").parse().unwrap();
+    assert_eq!(
+        text_after(&dom, "<header>", "id=\"phase\" class=\"badge running\""),
+        "running"
+    );
+    let total: u64 = text_after(&dom, "<header>", "id=\"total\"")
+        .parse()
+        .unwrap();
     assert!(total >= 20, "{total}");
     // The busy route first, with its counts; no 5xx (the dead endpoint's attempts were retried).
     let busy = dom.find("data-route=\"s.test\"").expect("s.test shown");
