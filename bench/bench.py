@@ -13,11 +13,11 @@ Scenarios (each peer, same pinning, loopback only, every load bounded by count a
             idle TLS connections (3,000 by default), one request each over HTTP/1.1 or h2 (ALPN)
 
 Prints a table with ratios to the best peer, writes results/<stamp>/table.md, results.json and
-chart.svg (and results/latest.* copies for the README). Pinning as ../shared/bench: load
+chart.svg (and results/latest.* copies for the README). Pinning: load
 generator on CPU 1, backends and a 1-worker proxy on CPU 0; 2 workers get CPUs 0,1.
 
 Usage: bench/bench.py [--peers switchyard,nginx,haproxy] [--scenarios h1,h2c,...]
-                      [--duration 10] [--warmup 3] [--rounds 3]
+                      [--duration 10] [--warmup 3] [--rounds 3] [--access-log]
 With --rounds N the peers and scenarios are measured N times, interleaved, and the table shows
 medians (req/s with its min-max) and the median of each round's ratio: use it for decisions.
 """
@@ -77,7 +77,7 @@ error_log {run}/nginx.error.log warn;
 worker_rlimit_nofile 65536;
 events {{ worker_connections 30000; }}
 http {{
-    access_log off;
+    {access_log}
     keepalive_timeout 300s;
     keepalive_requests 100000000;
     client_body_temp_path {run}/tmp/n-body;
@@ -109,8 +109,10 @@ http {{
 HAPROXY_CONF = """global
     nbthread {workers}
     maxconn 9900
+{haproxy_global_log}
 defaults
     mode http
+{haproxy_log}
     option http-keep-alive
     timeout connect 5s
     timeout client  300s
@@ -139,12 +141,15 @@ workers = {workers}
 idle_timeout = "300s"
 [proxy]
 max_conns_per_backend = 0
+[access_log]
+{switchyard_log}
 [[route]]
 uri = "/"
 backends = ["{host}:{b1}", "{host}:{b2}"]
 """
 
 STARTED = []  # (Popen) we started, stopped by PID
+ACCESS_LOG = False  # --access-log: every peer writes an access log to a file (off: none does)
 BACKENDS = []  # PIDs of the backend nginx processes (master and worker), for their CPU time
 
 
@@ -376,6 +381,14 @@ def start_peer(peer, workers, run, binary):
     cpus = "0" if workers == 1 else "0,1"
     fmt = dict(run=run, host=HOST, workers=workers, h1=PORTS["h1"], h2c=PORTS["h2c"], tls=PORTS["tls"],
                admin=PORTS["admin"], b1=PORTS["b1"], b2=PORTS["b2"])
+    # The same choice for every peer: no access log, or each one's usual line into a file.
+    log_file = os.path.join(run, f"{peer}-access.log")
+    fmt.update(
+        access_log=f"access_log {log_file} combined;" if ACCESS_LOG else "access_log off;",
+        haproxy_global_log="    log stdout format raw local0" if ACCESS_LOG else "",
+        haproxy_log="    log global\n    option httplog" if ACCESS_LOG else "",
+        switchyard_log=f'path = "{log_file}"' if ACCESS_LOG else "enabled = false",
+    )
     if peer == "nginx":
         conf = os.path.join(run, "nginx.conf")
         with open(conf, "w") as f:
@@ -586,7 +599,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="interleaved passes over every scenario and peer; medians are reported")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "switchyard"))
+    parser.add_argument("--access-log", action="store_true",
+                        help="every peer writes its access log (nginx combined to a file, HAProxy "
+                             "httplog to its stdout, switchyard text to a file); default: none does")
     args = parser.parse_args()
+    global ACCESS_LOG
+    ACCESS_LOG = args.access_log
     peers = [p for p in args.peers.split(",") if p]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for p in peers:

@@ -6,7 +6,7 @@ use crate::routing::Endpoint;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The request headers the log shows.
 #[derive(Debug, Default)]
@@ -57,9 +57,7 @@ impl LoggedHeaders {
 /// One access log entry.
 #[derive(Debug)]
 pub struct Record {
-    /// When the request arrived (wall clock, for the timestamp).
-    pub received: SystemTime,
-    /// When the request arrived (for the response time).
+    /// When the request arrived (for the timestamp and the response time).
     pub started: Instant,
     /// Request method.
     pub method: Method,
@@ -102,7 +100,6 @@ impl Record {
     ) -> Record {
         let (logged, bytes_in) = LoggedHeaders::of(headers);
         Record {
-            received: SystemTime::now(),
             started,
             method,
             uri,

@@ -2,16 +2,44 @@
 //! (`2026-12-02T05:30:00.123456789Z`). The date and time of day change once a second, so they
 //! are formatted once a second ([`Stamps`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Formats timestamps, reusing the text of the last second.
-#[derive(Debug, Default)]
+/// Formats timestamps, reusing the text of the last second. Arrival times come from the
+/// request's monotonic instant and one wall-clock reading per batch of lines, so the request
+/// path reads no wall clock.
+#[derive(Debug)]
 pub struct Stamps {
     second: Option<u64>,
     text: Vec<u8>,
+    /// The wall clock and the monotonic clock read together.
+    clock: (SystemTime, Instant),
+}
+
+impl Default for Stamps {
+    fn default() -> Self {
+        Stamps {
+            second: None,
+            text: Vec::new(),
+            clock: (SystemTime::now(), Instant::now()),
+        }
+    }
 }
 
 impl Stamps {
+    /// Reads both clocks again (once per batch).
+    pub fn tick(&mut self) {
+        self.clock = (SystemTime::now(), Instant::now());
+    }
+
+    /// Appends the wall-clock time of the monotonic instant `at` (before the last `tick`).
+    pub fn write_instant(&mut self, out: &mut Vec<u8>, at: Instant) {
+        let (wall, now) = self.clock;
+        let time = wall
+            .checked_sub(now.saturating_duration_since(at))
+            .unwrap_or(wall);
+        self.write(out, time);
+    }
+
     /// Appends `time` as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
     pub fn write(&mut self, out: &mut Vec<u8>, time: SystemTime) {
         let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();

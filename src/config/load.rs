@@ -654,6 +654,10 @@ route_service_url = ""
         let text = "[[route]]\nuri = \"a\"\nbackends = [\"nope\"]\n[server]\nworkers = \"x\"\n";
         let errors = load_str(text, Path::new("t.toml")).unwrap_err().0;
         let found: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(found, ["route[0].backends[0]", "server.workers"], "{errors:?}");
+        assert_eq!(
+            found,
+            ["route[0].backends[0]", "server.workers"],
+            "{errors:?}"
+        );
     }
 }

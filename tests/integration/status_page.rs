@@ -15,6 +15,7 @@ async fn chromium_dom(url: &str) -> String {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            "--disable-dev-shm-usage",
             "--virtual-time-budget=3000",
             "--dump-dom",
         ])
