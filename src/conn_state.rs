@@ -20,6 +20,8 @@ pub struct ConnState {
     http2: AtomicBool,
     first_read: AtomicBool,
     parking: AtomicBool,
+    /// A request has begun on this connection.
+    served: AtomicBool,
 }
 
 impl ConnState {
@@ -32,6 +34,7 @@ impl ConnState {
             http2: AtomicBool::new(http2),
             first_read: AtomicBool::new(true),
             parking: AtomicBool::new(false),
+            served: AtomicBool::new(false),
         })
     }
 
@@ -39,7 +42,13 @@ impl ConnState {
     pub fn start_request(self: &Arc<Self>) -> ActiveRequest {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.head_started_ms.store(0, Ordering::Relaxed);
+        self.served.store(true, Ordering::Relaxed);
         ActiveRequest(self.clone())
+    }
+
+    /// True once a request has begun on this connection.
+    pub fn served_any(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
     }
 
     fn on_read(&self, data: &[u8]) {

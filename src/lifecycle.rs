@@ -1,9 +1,16 @@
 //! The router's life: running, draining (`/health` says 503 but traffic still flows), stopping
 //! (listeners closed, connections finish their requests). Also counts open client connections.
 
+use crate::clock::now_ms;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::{Notify, watch};
+
+/// How long a client connection that has not begun its first request when the router stops
+/// may still send it: its client has just connected, and the request may be on its way (a
+/// client reconnecting after `Connection: close` while draining). It is served, then closed.
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Where the router is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +30,8 @@ pub struct Lifecycle {
     /// The phase as a number: what readers look at (an atomic, not the channel's lock: it is read
     /// on the request path). The channel is for waiting on a change.
     now: AtomicU8,
+    /// When the stop began (`clock::now_ms`); 0 before.
+    stopped_at_ms: AtomicU64,
     connections: AtomicUsize,
     idle: Notify,
 }
@@ -33,6 +42,7 @@ impl Lifecycle {
         Arc::new(Lifecycle {
             phase: watch::Sender::new(Phase::Running),
             now: AtomicU8::new(Phase::Running as u8),
+            stopped_at_ms: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             idle: Notify::new(),
         })
@@ -53,6 +63,9 @@ impl Lifecycle {
             let later = phase as u8 > *current as u8;
             if later {
                 *current = phase;
+                if phase == Phase::Stopping {
+                    self.stopped_at_ms.store(now_ms(), Ordering::Relaxed);
+                }
                 self.now.store(phase as u8, Ordering::Release);
             }
             later
@@ -62,6 +75,17 @@ impl Lifecycle {
     /// True once the router is stopping.
     pub fn is_stopping(&self) -> bool {
         self.phase() == Phase::Stopping
+    }
+
+    /// True when an idle client connection is to close for the stop: at once once it has
+    /// served a request, after [`FIRST_REQUEST_GRACE`] when it has not begun one.
+    pub fn closes_idle(&self, served_any: bool) -> bool {
+        match self.stopped_at_ms.load(Ordering::Relaxed) {
+            0 => false,
+            at => {
+                served_any || now_ms().saturating_sub(at) >= FIRST_REQUEST_GRACE.as_millis() as u64
+            }
+        }
     }
 
     /// True while the router serves normally (neither draining nor stopping).

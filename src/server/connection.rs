@@ -10,7 +10,7 @@
 //! socket down) leaves the socket itself open.
 
 use super::{ConnState, TrackedIo, h1, h2};
-use crate::lifecycle::{ConnGuards, Lifecycle};
+use crate::lifecycle::{ConnGuards, FIRST_REQUEST_GRACE, Lifecycle};
 use crate::proxy::{ClientConn, Proxy};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -96,7 +96,12 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let client = Arc::new(ClientConn::new(peer, tls.is_some(), guards));
     let Some(acceptor) = tls else {
-        return match sniff_http2(&stream, ctx.settings.header_timeout).await {
+        let sniffed = tokio::select! {
+            biased;
+            sniffed = sniff_http2(&stream, ctx.settings.header_timeout) => sniffed,
+            () = first_request_grace(&ctx.lifecycle) => None,
+        };
+        return match sniffed {
             Some(true) => {
                 let _open = ctx.proxy.metrics().client_connection(true, false);
                 let state = ConnState::new(true);
@@ -113,6 +118,12 @@ pub async fn serve(
     // Boxed: the TLS states (handshake, TLS stream) would otherwise size the task of every
     // connection, plain ones included, for as long as it lives.
     Box::pin(serve_tls(stream, acceptor, client, &ctx)).await
+}
+
+/// Resolves when the stop's grace for a connection's first request has run out.
+async fn first_request_grace(lifecycle: &Lifecycle) {
+    lifecycle.stopping().await;
+    tokio::time::sleep(FIRST_REQUEST_GRACE).await;
 }
 
 /// TLS: handshake within the limit, then HTTP/2 or HTTP/1.1 by ALPN. An HTTP/1.1 connection
@@ -390,12 +401,21 @@ async fn drive<C: Future>(
         }
     }));
     let (mut stopping, mut parking) = (stopped, false);
-    if stopped {
-        finish(conn.as_mut());
-    }
     let check_every = settings.check_every();
     let timer = tokio::time::sleep(check_every.min(park_after.unwrap_or(check_every)));
     tokio::pin!(timer);
+    // A connection that has not begun its first request when the stop comes is woken when its
+    // grace ends (`Lifecycle::closes_idle`), so that it closes then if nothing came.
+    let mut grace_ends: Option<Instant> = None;
+    let begin_stop = |conn: Pin<&mut C>, grace_ends: &mut Option<Instant>| {
+        finish(conn);
+        if !state.served_any() {
+            *grace_ends = Some(Instant::now() + FIRST_REQUEST_GRACE);
+        }
+    };
+    if stopped {
+        begin_stop(conn.as_mut(), &mut grace_ends);
+    }
     // The timer is polled once after each reset, which registers this task's waker with it;
     // after that only its state is checked until it has fired (a poll on every wake of the
     // connection cost ~100 instructions, twice per request).
@@ -428,7 +448,11 @@ async fn drive<C: Future>(
             }
             Event::Stop => {
                 stopping = true;
-                finish(conn.as_mut());
+                begin_stop(conn.as_mut(), &mut grace_ends);
+                if let Some(end) = grace_ends {
+                    timer.as_mut().reset(end);
+                    armed = false;
+                }
             }
             Event::Check => {
                 let left = state.time_left(settings.header_timeout, settings.idle_timeout);
@@ -437,6 +461,9 @@ async fn drive<C: Future>(
                     return Driven::TimedOut;
                 }
                 let mut wait = left.map_or(check_every, |left| left.min(check_every));
+                if let Some(end) = grace_ends {
+                    wait = wait.min(end.saturating_duration_since(Instant::now()));
+                }
                 // A stopping connection is closing anyway: never park it.
                 let park = park_after.filter(|_| !stopping).zip(state.quiet_for());
                 if let Some((park_after, quiet)) = park {

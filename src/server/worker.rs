@@ -5,10 +5,11 @@ use super::Refused;
 use super::connection::{ConnContext, ServeSettings, serve};
 use crate::lifecycle::Lifecycle;
 use crate::proxy::Proxy;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 /// The sockets one worker accepts on.
@@ -91,42 +92,64 @@ type AcceptContext = (
 );
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: AcceptContext) {
-    let (proxy, settings, lifecycle, local) = ctx;
+    let (_, _, lifecycle, _) = &ctx;
     let stopping = lifecycle.stopping();
     tokio::pin!(stopping);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let admitted = match settings.admission.admit(peer.ip()) {
-                        Ok(admitted) => admitted,
-                        Err(why) => {
-                            tracing::debug!(%peer, ?why, "connection refused: too many open");
-                            proxy
-                                .metrics()
-                                .client_connection_refused(why == Refused::PerIp);
-                            continue;
-                        }
-                    };
-                    let guards = (lifecycle.connection(), local.connection());
-                    let ctx = ConnContext {
-                        proxy: proxy.clone(),
-                        settings: settings.clone(),
-                        lifecycle: lifecycle.clone(),
-                    };
-                    let served = serve(stream, peer, tls.clone(), ctx, guards);
-                    tokio::spawn(async move {
-                        served.await;
-                        drop(admitted);
-                    });
-                }
+                Ok((stream, peer)) => admit(stream, peer, &tls, &ctx),
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
-            () = &mut stopping => return,
+            () = &mut stopping => break,
         }
     }
+    // Connections the kernel completed before the stop are served (each may still send its
+    // first request: `Lifecycle::closes_idle`), not reset with the listener. The queue is read
+    // with plain `accept` calls until it is empty: tokio's would only try once the reactor has
+    // reported the socket readable again.
+    let Ok(listener) = listener.into_std() else {
+        return;
+    };
+    while let Ok((stream, peer)) = listener.accept() {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(stream) => admit(stream, peer, &tls, &ctx),
+            Err(error) => {
+                tracing::debug!(%error, "cannot register a connection accepted at the stop")
+            }
+        }
+    }
+}
+
+/// Serves an accepted connection on its own task, unless it is over a connection limit.
+fn admit(stream: TcpStream, peer: SocketAddr, tls: &Option<TlsAcceptor>, ctx: &AcceptContext) {
+    let (proxy, settings, lifecycle, local) = ctx;
+    let admitted = match settings.admission.admit(peer.ip()) {
+        Ok(admitted) => admitted,
+        Err(why) => {
+            tracing::debug!(%peer, ?why, "connection refused: too many open");
+            proxy
+                .metrics()
+                .client_connection_refused(why == Refused::PerIp);
+            return;
+        }
+    };
+    let guards = (lifecycle.connection(), local.connection());
+    let ctx = ConnContext {
+        proxy: proxy.clone(),
+        settings: settings.clone(),
+        lifecycle: lifecycle.clone(),
+    };
+    let served = serve(stream, peer, tls.clone(), ctx, guards);
+    tokio::spawn(async move {
+        served.await;
+        drop(admitted);
+    });
 }

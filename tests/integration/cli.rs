@@ -336,6 +336,74 @@ async fn a_drain_under_load_loses_no_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reconnecting_through_the_stop_lose_no_request() {
+    // 64 clients that open a new connection for every request (as wrk does once each answer
+    // says `Connection: close`) go on through the drain and the stop. A request is lost when
+    // its connection was accepted and then closed without an answer: accepted but not yet read
+    // at the stop, or left in the accept queue. A refused connection loses nothing (the client
+    // sent nothing); that is how the stop ends each client.
+    let backend = Backend::echo("a").await;
+    let (http, admin) = (free_port(), free_port());
+    let mut process = start_binary(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+         [server]\ndrain_wait = \"500ms\"\n{}",
+        route("app.test", &[&backend])
+    ))
+    .await;
+    wait_for_port(http).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let (mut answered, mut lost) = (0usize, Vec::new());
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while std::time::Instant::now() < deadline {
+                    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+                        break;
+                    };
+                    let request = b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n";
+                    if stream.write_all(request).await.is_err() {
+                        lost.push("write failed".to_string());
+                        continue;
+                    }
+                    let mut response = Vec::new();
+                    let read = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        stream.read_to_end(&mut response),
+                    )
+                    .await;
+                    match read {
+                        Ok(Ok(_)) if response.starts_with(b"HTTP/1.1 200") => answered += 1,
+                        other => lost.push(format!(
+                            "{other:?}: {:?}",
+                            String::from_utf8_lossy(&response)
+                        )),
+                    }
+                }
+                (answered, lost)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    process.signal("USR1");
+    let (mut answered, mut lost) = (0, Vec::new());
+    for client in clients {
+        let (a, l) = client.await.unwrap();
+        answered += a;
+        lost.extend(l);
+    }
+    assert_eq!(process.exit_code().await, Some(0));
+    assert!(answered > 500, "only {answered} answered");
+    assert!(
+        lost.is_empty(),
+        "{} of {answered} lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_config_passes_check_as_it_is() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let mut checked = 0;

@@ -156,7 +156,8 @@ where
 
 /// Reads more bytes into `buf`; 0 at the end of the stream. `waiting` (connection and context)
 /// is given while idle between requests: then the read ends early, with 0, once the connection
-/// is to park or the router is stopping.
+/// is to park or the stop closes it (a connection that has not begun its first request gets a
+/// grace: `Lifecycle::closes_idle`).
 async fn read<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
@@ -164,7 +165,7 @@ async fn read<I: AsyncRead + Unpin>(
 ) -> io::Result<usize> {
     poll_fn(|cx| {
         if let Some((state, ctx)) = waiting
-            && (state.is_parking() || ctx.lifecycle.is_stopping())
+            && (state.is_parking() || ctx.lifecycle.closes_idle(state.served_any()))
         {
             return Poll::Ready(Ok(0));
         }
