@@ -270,22 +270,29 @@ async fn sighup_reloads_routes_and_keeps_old_ones_on_error() {
     process.signal("TERM");
 }
 
+/// The binary with one route on a new backend (returned: it serves while kept) and
+/// `drain_wait`, its HTTP listener up.
+async fn router_with_drain_wait(drain_wait: &str) -> (Process, std::net::SocketAddr, Backend) {
+    let backend = Backend::echo("a").await;
+    let (http, admin) = (free_port(), free_port());
+    let process = start_binary(&format!(
+        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+         [server]\ndrain_wait = \"{drain_wait}\"\n{}",
+        route("app.test", &[&backend])
+    ))
+    .await;
+    wait_for_port(http).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    (process, addr, backend)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_under_load_loses_no_request() {
     // 64 keep-alive clients keep sending. While draining (health 503, so a load balancer takes
     // the router out), every answer says `Connection: close` and the client goes, as a load
     // balancer's connection would. Before, the connections stayed open until the stop closed
     // them under the clients' next requests. A request sent and not answered is lost.
-    let backend = Backend::echo("a").await;
-    let (http, admin) = (free_port(), free_port());
-    let mut process = start_binary(&format!(
-        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
-         [server]\ndrain_wait = \"1s\"\n{}",
-        route("app.test", &[&backend])
-    ))
-    .await;
-    wait_for_port(http).await;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let (mut process, addr, _backend) = router_with_drain_wait("1s").await;
     let clients: Vec<_> = (0..64)
         .map(|_| {
             tokio::spawn(async move {
