@@ -281,9 +281,14 @@ impl Metrics {
         } else {
             1.0 - (opened.min(requests) as f64 / requests as f64)
         };
+        let bytes_out: u64 = table
+            .routes()
+            .flat_map(|route| &route.pool.endpoints)
+            .map(|endpoint| endpoint.stats.bytes_out.load(Ordering::Relaxed))
+            .sum();
         let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-        let single: [(&str, &str, &str, String); 14] = [
+        let single: [(&str, &str, &str, String); 15] = [
             (
                 "switchyard_upstream_connections_opened_total",
                 "counter",
@@ -295,6 +300,12 @@ impl Metrics {
                 "counter",
                 "Requests sent to the endpoints of the current routes.",
                 requests.to_string(),
+            ),
+            (
+                "switchyard_response_body_bytes_total",
+                "counter",
+                "Response body bytes from the endpoints of the current routes sent to clients.",
+                bytes_out.to_string(),
             ),
             (
                 "switchyard_upstream_connection_reuse_ratio",
@@ -373,7 +384,7 @@ impl Metrics {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
-        let per_endpoint: [(&str, &str, &str, EndpointValue); 5] = [
+        let per_endpoint: [(&str, &str, &str, EndpointValue); 6] = [
             (
                 "switchyard_endpoint_requests_total",
                 "counter",
@@ -385,6 +396,12 @@ impl Metrics {
                 "counter",
                 "Failed attempts to an endpoint.",
                 |e| e.stats.failures.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_endpoint_response_body_bytes_total",
+                "counter",
+                "Response body bytes from an endpoint sent to clients.",
+                |e| e.stats.bytes_out.load(Ordering::Relaxed),
             ),
             (
                 "switchyard_endpoint_in_flight",

@@ -21,6 +21,8 @@ pub struct EndpointStats {
     pub requests: AtomicU64,
     /// Attempts to this endpoint that failed.
     pub failures: AtomicU64,
+    /// Response body bytes from this endpoint sent to clients.
+    pub bytes_out: AtomicU64,
 }
 
 /// The instance headers of an endpoint, built once (a clone per request is a refcount).

@@ -58,6 +58,17 @@ impl ResponseLease {
         }
     }
 
+    /// Counts `bytes` of response body sent from the endpoint (none for a route service).
+    pub fn count_bytes(&self, bytes: u64) {
+        if let Some(endpoint) = &self._endpoint {
+            endpoint
+                .0
+                .stats
+                .bytes_out
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
     /// The body ended cleanly: the connection can serve another request.
     pub fn complete(mut self) {
         if let Some(conn) = self.conn.take() {

@@ -53,8 +53,17 @@ impl UpstreamBody {
     }
 
     fn finish(&mut self) {
+        self.release(true);
+    }
+
+    /// Lets the lease go, the bytes sent counted: the connection back to the pool when the body
+    /// ended `clean`ly, else closed.
+    fn release(&mut self, clean: bool) {
         if let Some(lease) = self.lease.take() {
-            lease.complete();
+            lease.count_bytes(self.sent);
+            if clean {
+                lease.complete();
+            }
         }
     }
 
@@ -64,7 +73,7 @@ impl UpstreamBody {
         };
         let timer = self.timer.get_or_insert_with(|| Deadline::at(deadline));
         ready!(timer.poll(cx));
-        self.lease = None;
+        self.release(false);
         let limit = deadline.saturating_duration_since(Instant::now());
         Poll::Ready(Box::new(BodyTimeout(limit)))
     }
@@ -72,6 +81,7 @@ impl UpstreamBody {
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
+        self.release(false);
         if let Some(end) = self.end.take() {
             end.ended(self.sent);
         }
@@ -102,7 +112,7 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
-                this.lease = None;
+                this.release(false);
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Pending => match this.poll_deadline(cx) {

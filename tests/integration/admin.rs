@@ -164,8 +164,11 @@ async fn health_can_require_the_token_too() {
 async fn metrics_parse_with_prometheus_own_parser_and_count_known_traffic() {
     let backend = Backend::echo("a").await;
     let router = TestRouter::with_routes(&route("m.test", &[&backend]));
-    for _ in 0..5 {
-        assert_eq!(get(&router, "m.test", "/").await.status(), StatusCode::OK);
+    let mut body_bytes = 0;
+    for i in 0..5 {
+        let response = get(&router, "m.test", &format!("/{}", "x".repeat(i * 100))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        body_bytes += text(response).await.len();
     }
     for _ in 0..2 {
         assert_eq!(
@@ -201,6 +204,17 @@ async fn metrics_parse_with_prometheus_own_parser_and_count_known_traffic() {
         backend.addr
     );
     assert_eq!(value(&endpoint), 5.0);
+    // The bodies as the client read them (echoes of paths of different lengths).
+    assert!(body_bytes > 1000, "{body_bytes}");
+    assert_eq!(
+        value("switchyard_response_body_bytes_total{}"),
+        body_bytes as f64
+    );
+    let endpoint_bytes = format!(
+        "switchyard_endpoint_response_body_bytes_total{{endpoint={},route=m.test}}",
+        backend.addr
+    );
+    assert_eq!(value(&endpoint_bytes), body_bytes as f64);
     // By route, with the unknown hosts on no route; the backend's timings; the connections.
     assert_eq!(
         value("switchyard_route_responses_total{class=2xx,route=m.test}"),

@@ -203,6 +203,14 @@ async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
     for client in clients {
         client.await.unwrap();
     }
+    // One more failure in a later second: its lines report how many were held back (the
+    // count travels with the next admitted line).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let req = Request::get("/")
+        .header("host", "dead.test")
+        .body(full(""))
+        .unwrap();
+    assert!(send(router, req).await.status().is_server_error());
     let seconds = started.elapsed().as_secs_f64().ceil() as usize + 1;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let warnings: Vec<serde_json::Value> = std::fs::read_to_string(&log)
