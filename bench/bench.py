@@ -42,6 +42,9 @@ HOST = "127.0.0.1"  # loopback only
 PORTS = {"h1": 8080, "h2c": 8081, "admin": 8082, "tls": 8443, "b1": 9001, "b2": 9002}
 SCENARIOS = ["h1", "h1-w2", "h2c", "tls-h2", "1mib", "idle-10k", "idle-tls-h1", "idle-tls-h2"]
 PEERS = ["switchyard", "nginx", "haproxy"]
+# Also known: switchyard with its access log on (to a file), to measure the log's cost beside
+# the same binary without it in one interleaved run (`--peers switchyard,switchyard-log`).
+VARIANTS = ["switchyard-log"]
 ONE_MIB = 1024 * 1024
 
 BACKEND_CONF = """worker_processes 1;
@@ -387,7 +390,8 @@ def start_peer(peer, workers, run, binary):
         access_log=f"access_log {log_file} combined;" if ACCESS_LOG else "access_log off;",
         haproxy_global_log="    log stdout format raw local0" if ACCESS_LOG else "",
         haproxy_log="    log global\n    option httplog" if ACCESS_LOG else "",
-        switchyard_log=f'path = "{log_file}"' if ACCESS_LOG else "enabled = false",
+        switchyard_log=(f'path = "{log_file}"' if ACCESS_LOG or peer == "switchyard-log"
+                        else "enabled = false"),
     )
     if peer == "nginx":
         conf = os.path.join(run, "nginx.conf")
@@ -417,7 +421,7 @@ def measure(peer, scenario, args, run, binary):
     proc = start_peer(peer, workers, run, binary)
     try:
         pids = tree_pids(proc.pid)
-        h2c_port = PORTS["h1"] if peer == "switchyard" else PORTS["h2c"]
+        h2c_port = PORTS["h1"] if peer.startswith("switchyard") else PORTS["h2c"]
         if scenario.startswith("idle"):
             before = status_kib(pids, "VmRSS")
             if scenario == "idle-10k":
@@ -555,7 +559,8 @@ def table(results, peers, scenarios):
 
 def chart(results, peers, scenarios):
     """Grouped bars: each peer's req/s (or 1/RSS for the idle rows) relative to the best in the scenario."""
-    colors = {"switchyard": "#d9480f", "nginx": "#2b8a3e", "haproxy": "#1864ab"}
+    colors = {"switchyard": "#d9480f", "switchyard-log": "#f08c00", "nginx": "#2b8a3e",
+              "haproxy": "#1864ab"}
     width, height, left, top, bar = 820, 300, 50, 30, 18
     group = len(peers) * bar + 30
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 95}" font-family="sans-serif" font-size="12">',
@@ -608,8 +613,8 @@ def main():
     peers = [p for p in args.peers.split(",") if p]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for p in peers:
-        if p not in PEERS:
-            sys.exit(f"unknown peer {p}; known: {PEERS}")
+        if p not in PEERS + VARIANTS:
+            sys.exit(f"unknown peer {p}; known: {PEERS + VARIANTS}")
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {SCENARIOS}")
