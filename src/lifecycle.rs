@@ -77,7 +77,7 @@ impl Lifecycle {
         self.phase() == Phase::Stopping
     }
 
-    /// True when an idle client connection is to close for the stop: at once once it has
+    /// True when an idle client connection is to close for the stop: at once when it has
     /// served a request, after [`FIRST_REQUEST_GRACE`] when it has not begun one.
     pub fn closes_idle(&self, served_any: bool) -> bool {
         match self.stopped_at_ms.load(Ordering::Relaxed) {

@@ -1,12 +1,13 @@
 //! Router-wide counters, rendered in Prometheus text format by the admin API (`/metrics`).
 //! Counting a response costs a few relaxed atomic adds; endpoint counters live on the
-//! endpoints, route counters on the routes (for at most `[admin] metrics_route_series` routes: the rest are
-//! counted together as `route="(other)"`, and only routes with their own series get
-//! per-endpoint series, so a table of 100,000 routes cannot make a scrape of millions of lines).
+//! endpoints, route counters on the routes, for at most `[admin] metrics_route_series` routes:
+//! the rest are counted together as `route="(other)"`, and only routes with their own series
+//! get per-endpoint series, so a table of 100,000 routes cannot make a scrape of millions of
+//! lines.
 
 mod process;
 
-pub use crate::histogram::Histogram;
+use crate::histogram::Histogram;
 
 use crate::access_log::AccessLog;
 use crate::lifecycle::Lifecycle;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The label of the routes counted together.
-pub const OTHER_ROUTES: &str = "(other)";
+const OTHER_ROUTES: &str = "(other)";
 
 /// Reads one per-endpoint value.
 type EndpointValue = fn(&Endpoint) -> u64;
