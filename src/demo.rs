@@ -79,6 +79,7 @@ backends = [{first}]
          http://127.0.0.1:{admin}/routes/register               # register an endpoint (expires in 120s)\n  \
          curl -i -H 'Host: new.localhost' http://127.0.0.1:{port}/  # ... and it serves at once\n  \
          curl -s http://127.0.0.1:{admin}/metrics               # Prometheus counters\n\n\
+         Status page: http://127.0.0.1:{admin}/status (routes, endpoints, rates, latency)\n\n\
          Ctrl-C stops it.",
         first = backends[0].port(),
     );
