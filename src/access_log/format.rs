@@ -2,7 +2,7 @@
 //! client cannot forge a line (text: quotes, backslashes, control and non-ASCII bytes as
 //! `\xNN`; JSON: as JSON strings).
 
-use super::record::Record;
+use super::record::{Record, Text};
 use super::time::{Stamps, digits};
 use crate::config::AccessLogFormat as LogFormat;
 use crate::http1::lines::append;
@@ -29,11 +29,11 @@ fn fields<'a>(
     [
         (
             "x_forwarded_for",
-            header(record.headers.x_forwarded_for.as_ref()),
+            Field::Bytes(record.text.get(Text::XForwardedFor)),
         ),
         (
             "x_forwarded_proto",
-            header(record.headers.x_forwarded_proto.as_ref()),
+            Field::Bytes(record.text.get(Text::XForwardedProto)),
         ),
         ("vcap_request_id", header(Some(&record.request_id))),
         ("response_time", Field::Seconds(record.response_time)),
@@ -169,14 +169,6 @@ fn address(out: &mut Vec<u8>, address: SocketAddr) {
     number(out, u64::from(address.port()));
 }
 
-/// The request target as the client sent it (origin form without a copy).
-fn target(uri: &http::Uri) -> std::borrow::Cow<'_, str> {
-    match (uri.scheme(), uri.path_and_query()) {
-        (None, Some(path)) => path.as_str().into(),
-        _ => uri.to_string().into(),
-    }
-}
-
 fn version(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_09 => "HTTP/0.9",
@@ -197,7 +189,7 @@ pub fn write_line(out: &mut Vec<u8>, record: &Record, format: LogFormat, stamps:
 }
 
 fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
-    match record.headers.host.as_ref().map(HeaderValue::as_bytes) {
+    match record.text.get(Text::Host) {
         Some(host) if !host.is_empty() => escaped(out, host),
         _ => out.push(b'-'),
     }
@@ -206,7 +198,7 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     append(out, b"] \"");
     escaped(out, record.method.as_str().as_bytes());
     out.push(b' ');
-    escaped(out, target(&record.uri).as_bytes());
+    escaped(out, record.text.get(Text::Target).unwrap_or_default());
     out.push(b' ');
     append(out, version(record.version).as_bytes());
     append(out, b"\" ");
@@ -218,10 +210,9 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
         number(out, n);
         out.push(b' ');
     }
-    let headers = &record.headers;
-    quoted(out, headers.referer.as_ref().map(HeaderValue::as_bytes));
+    quoted(out, record.text.get(Text::Referer));
     out.push(b' ');
-    quoted(out, headers.user_agent.as_ref().map(HeaderValue::as_bytes));
+    quoted(out, record.text.get(Text::UserAgent));
     append(out, b" \"");
     address(out, record.client);
     append(out, b"\" \"");
@@ -260,17 +251,13 @@ fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     append(out, b"{\"time\":\"");
     stamps.write_instant(out, record.started);
     out.push(b'"');
-    fn header(value: &Option<HeaderValue>) -> Option<&[u8]> {
-        value.as_ref().map(HeaderValue::as_bytes)
-    }
-    let target = target(&record.uri);
     let leading: [(&str, Option<&[u8]>); 6] = [
-        ("host", header(&record.headers.host)),
+        ("host", record.text.get(Text::Host)),
         ("method", Some(record.method.as_str().as_bytes())),
-        ("uri", Some(target.as_bytes())),
+        ("uri", record.text.get(Text::Target)),
         ("protocol", Some(version(record.version).as_bytes())),
-        ("referer", header(&record.headers.referer)),
-        ("user_agent", header(&record.headers.user_agent)),
+        ("referer", record.text.get(Text::Referer)),
+        ("user_agent", record.text.get(Text::UserAgent)),
     ];
     for (name, value) in leading {
         append(out, format!(",\"{name}\":").as_bytes());

@@ -10,7 +10,7 @@ mod time;
 
 pub use crate::config::AccessLogFormat as LogFormat;
 pub use format::write_line;
-pub use record::{LoggedHeaders, Record};
+pub use record::{LoggedText, Record, Text};
 pub use time::Stamps;
 
 use std::fs::{File, OpenOptions};

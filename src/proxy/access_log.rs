@@ -30,7 +30,7 @@ pub fn begin(
     let record = Box::new(Record::start(
         arrived,
         req.method().clone(),
-        req.uri().clone(),
+        req.uri(),
         req.version(),
         req.headers(),
         client,
