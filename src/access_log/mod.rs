@@ -22,6 +22,9 @@ use std::time::Duration;
 
 /// Records that may wait for the writer; past this they are dropped (and counted).
 const QUEUE: usize = 65_536;
+/// Bytes of request texts (target and headers) the waiting records may hold; past this they
+/// are dropped too (a client sending 64 KiB headers makes large records).
+const QUEUE_TEXT_BYTES: usize = 32 << 20;
 /// The writer wakes this often, or sooner when this many records wait.
 const TICK: Duration = Duration::from_millis(50);
 const WAKE_AT: usize = 4_096;
@@ -48,15 +51,23 @@ pub struct AccessLog {
 
 #[derive(Debug, Default)]
 struct Shared {
-    /// Records as the request path boxed them: the lock is held for a pointer's push, not a
-    /// copy of the record.
-    #[allow(clippy::vec_box)]
-    queue: Mutex<Vec<Box<Record>>>,
+    queue: Mutex<Queue>,
     wake: Condvar,
     dropped: AtomicU64,
     written: AtomicU64,
     reopen: AtomicBool,
     closed: AtomicBool,
+}
+
+/// The records waiting for the writer.
+#[derive(Debug, Default)]
+struct Queue {
+    /// As the request path boxed them: the lock is held for a pointer's push, not a copy of
+    /// the record.
+    #[allow(clippy::vec_box)]
+    records: Vec<Box<Record>>,
+    /// Their texts' bytes.
+    text_bytes: usize,
 }
 
 impl AccessLog {
@@ -78,14 +89,19 @@ impl AccessLog {
     pub fn log(&self, record: Box<Record>) {
         let shared = &*self.shared;
         let waiting = {
+            let text_bytes = record.text.held_bytes();
             let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if queue.len() >= QUEUE || shared.closed.load(Ordering::Relaxed) {
+            if queue.records.len() >= QUEUE
+                || queue.text_bytes + text_bytes > QUEUE_TEXT_BYTES
+                || shared.closed.load(Ordering::Relaxed)
+            {
                 drop(queue);
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            queue.push(record);
-            queue.len()
+            queue.text_bytes += text_bytes;
+            queue.records.push(record);
+            queue.records.len()
         };
         if waiting == WAKE_AT {
             shared.wake.notify_one();
@@ -180,10 +196,11 @@ fn write_all(shared: &Shared, sink: &mut Sink, format: LogFormat) {
             let (mut queue, _) = shared
                 .wake
                 .wait_timeout_while(queue, TICK, |queue| {
-                    queue.len() < WAKE_AT && !shared.closed.load(Ordering::Relaxed)
+                    queue.records.len() < WAKE_AT && !shared.closed.load(Ordering::Relaxed)
                 })
                 .unwrap_or_else(|e| e.into_inner());
-            std::mem::swap(&mut *queue, &mut batch);
+            std::mem::swap(&mut queue.records, &mut batch);
+            queue.text_bytes = 0;
             shared.closed.load(Ordering::Relaxed)
         };
         if shared.reopen.swap(false, Ordering::Relaxed) {

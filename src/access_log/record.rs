@@ -86,6 +86,11 @@ impl LoggedText {
         (logged, length)
     }
 
+    /// Bytes held.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The text `text`, if the request had it.
     pub fn get(&self, text: Text) -> Option<&[u8]> {
         let (start, end) = self.spans[text as usize]?;

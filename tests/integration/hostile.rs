@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -699,4 +700,71 @@ async fn resets_are_also_limited_per_address_across_connections() {
     }
     // 450 per connection: the fifth connection passes the address's 2,000.
     assert_eq!(calmed, Some(4), "GOAWAY on the fifth connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_access_log_holds_bounded_memory() {
+    // The log goes to a pipe nobody reads: the writer blocks once the pipe is full, and every
+    // record waits. Clients send 32 KiB headers: 8,000 waiting records would hold 256 MiB of
+    // them; the queue takes 32 MiB of request texts, drops (and counts) the rest.
+    let (backend, _) = counting_backend().await;
+    let dir = temp_dir("stalled-log");
+    let fifo = dir.join("access.pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opened for reading (without blocking) and never read.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let routes = format!(
+        "[access_log]\npath = \"{}\"\n[[route]]\nuri = \"/\"\nbackends = [\"{}\"]\n",
+        fifo.display(),
+        backend.addr
+    );
+    let (router, http, admin) = start_router("", &routes).await;
+    let rss_before = router.rss_mib();
+    let agent = "a".repeat(32 * 1024);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                let mut conn = KeepAlive::connect(http).await;
+                for _ in 0..1_000 {
+                    let req = Request::get("/")
+                        .header("host", "app.test")
+                        .header("user-agent", agent.as_str())
+                        .body(full(""))
+                        .unwrap();
+                    let response = conn.send(req).await.expect("answered");
+                    assert_eq!(response.status(), 200);
+                    let _ = response.into_body().collect().await;
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        tokio::time::timeout(Duration::from_secs(120), client)
+            .await
+            .expect("8,000 requests within 120 s")
+            .unwrap();
+    }
+    let grown = router.rss_mib() - rss_before;
+    eprintln!("8,000 records of 32 KiB headers behind a stalled log: RSS +{grown:.1} MiB");
+    assert!(grown < 120.0, "RSS grew {grown:.1} MiB");
+    let req = Request::get("/metrics")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let metrics = text(send(admin, req).await).await;
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("switchyard_access_log_dropped_total "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 4_000, "{dropped} records dropped");
 }
