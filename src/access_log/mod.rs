@@ -28,6 +28,8 @@ const QUEUE_TEXT_BYTES: usize = 32 << 20;
 /// The writer wakes this often, or sooner when this many records wait.
 const TICK: Duration = Duration::from_millis(50);
 const WAKE_AT: usize = 4_096;
+/// How long the stop waits for the writer to write what is queued.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Bytes gathered before a write.
 const CHUNK: usize = 64 * 1024;
 
@@ -123,12 +125,26 @@ impl AccessLog {
         self.shared.written.load(Ordering::Relaxed)
     }
 
-    /// Writes what is queued and stops the writer (later records are dropped).
+    /// Writes what is queued and stops the writer (later records are dropped). Waits at most
+    /// [`CLOSE_WAIT`] for it: a writer blocked on its destination (a hung disk, a pipe nobody
+    /// reads) must not hold the router's stop.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Relaxed);
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while !thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
             let _ = thread.join();
+        } else {
+            tracing::warn!(
+                waited = ?CLOSE_WAIT,
+                "the access log writer is blocked on its destination; lines still queued are lost"
+            );
         }
     }
 }
