@@ -17,6 +17,10 @@ enum Field<'a> {
     Number(u64),
 }
 
+/// How many of `fields` the text layout writes by name: all but the byte counts, which it
+/// writes unnamed after the status.
+const NAMED_IN_TEXT: usize = 9;
+
 /// The named fields after the request line, in gorouter's order (the byte counts are JSON
 /// only: the text layout has them unnamed after the status).
 fn fields<'a>(
@@ -222,10 +226,10 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     }
     out.push(b'"');
     let route_service = record.route_service.as_ref().map(ToString::to_string);
-    for (name, field) in fields(record, &route_service) {
-        if matches!(name, "bytes_received" | "bytes_sent") {
-            continue;
-        }
+    for (name, field) in fields(record, &route_service)
+        .into_iter()
+        .take(NAMED_IN_TEXT)
+    {
         out.push(b' ');
         append(out, name.as_bytes());
         out.push(b':');
@@ -235,6 +239,13 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
             Field::Number(n) => number(out, n),
         }
     }
+}
+
+/// Appends `,"name":`.
+fn json_name(out: &mut Vec<u8>, name: &str) {
+    append(out, b",\"");
+    append(out, name.as_bytes());
+    append(out, b"\":");
 }
 
 /// Appends `value` as a JSON string (invalid UTF-8 replaced), or `null`.
@@ -260,7 +271,7 @@ fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
         ("user_agent", record.text.get(Text::UserAgent)),
     ];
     for (name, value) in leading {
-        append(out, format!(",\"{name}\":").as_bytes());
+        json_name(out, name);
         json_string(out, value);
     }
     append(out, b",\"status\":");
@@ -278,7 +289,7 @@ fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     }
     let route_service = record.route_service.as_ref().map(ToString::to_string);
     for (name, field) in fields(record, &route_service) {
-        append(out, format!(",\"{name}\":").as_bytes());
+        json_name(out, name);
         match field {
             Field::Bytes(value) => json_string(out, value.filter(|v| !v.is_empty())),
             Field::Seconds(duration) => seconds(out, duration),
