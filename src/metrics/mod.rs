@@ -289,7 +289,7 @@ impl Metrics {
             .sum();
         let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-        let single: [(&str, &str, &str, String); 15] = [
+        let single: [(&str, &str, &str, String); 16] = [
             (
                 "switchyard_upstream_connections_opened_total",
                 "counter",
@@ -361,6 +361,12 @@ impl Metrics {
                 "counter",
                 "HTTP/2 connections closed for a protocol error (GOAWAY with an error code).",
                 load(&self.http2_connection_errors),
+            ),
+            (
+                "switchyard_log_lines_held_back_total",
+                "counter",
+                "Error log lines held back by their per-second limits (failed attempts and requests, rejected messages, ...).",
+                crate::log_limit::held_back_total().to_string(),
             ),
             (
                 "switchyard_client_connections",

@@ -174,7 +174,7 @@ async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
     dead.kill();
     let (http, admin) = (free_port(), free_port());
     let log = temp_dir("dead-log").join("stderr.jsonl");
-    let _router = start_binary_logging(
+    let router_process = start_binary_logging(
         &format!(
             "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
              [[route]]\nuri = \"dead.test\"\nbackends = [{}]\n",
@@ -236,6 +236,22 @@ async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
         held_back > 0,
         "the lines held back are counted: {warnings:#?}"
     );
+    // And counted in /metrics, where no later line is needed to learn of them.
+    let req = Request::get("/metrics")
+        .header("host", "admin")
+        .body(full(""))
+        .unwrap();
+    let metrics = text(send(std::net::SocketAddr::from(([127, 0, 0, 1], admin)), req).await).await;
+    let total: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("switchyard_log_lines_held_back_total "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        total >= held_back,
+        "{total} held back in /metrics, {held_back} reported"
+    );
+    drop(router_process);
 }
 
 /// Sends `req` to the router with a client-side limit.
