@@ -29,8 +29,9 @@ pub fn check(path: &Path, bind: bool) -> ExitCode {
         let mut failed = false;
         for (key, address) in listeners {
             let Some(address) = address else { continue };
-            if let Err(error) = std::net::TcpListener::bind(address) {
-                eprintln!("switchyard: cannot listen on {address} ({key}): {error}");
+            // As the router opens it (one worker's socket), then closed again.
+            if let Err(error) = crate::server::bind_shared(key, address, 1) {
+                eprintln!("switchyard: {error}");
                 failed = true;
             }
         }

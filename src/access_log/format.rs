@@ -68,7 +68,7 @@ const PLAIN: [bool; 256] = {
     table
 };
 
-/// Appends `bytes` escaped for the text layout: `"` and `\\` with a backslash, anything outside
+/// Appends `bytes` escaped for the text layout: `"` and `\` with a backslash, anything outside
 /// printable ASCII as `\xNN`. Runs of plain bytes are copied at once, found eight at a time.
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let (mut run, mut at) = (0, 0);
@@ -99,7 +99,7 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// True when none of the eight bytes of `word` needs escaping (`PLAIN` for each): no byte
-/// with its high bit set, under 0x20, 0x7f, `"` or `\\`.
+/// with its high bit set, under 0x20, 0x7f, `"` or `\`.
 fn all_plain(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;

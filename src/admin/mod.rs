@@ -12,6 +12,7 @@ use crate::health::{PassiveHealth, Standing};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::registry::{Action, Feed, SourceStats};
+use crate::routing::Endpoint;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -294,6 +295,25 @@ fn ejection(passive: &PassiveHealth, now: u64) -> Value {
     }
 }
 
+/// What `/routes` and the status page show of every endpoint: where it is, where it came
+/// from, its traffic and its health.
+fn endpoint_state(e: &Endpoint, now: u64) -> serde_json::Map<String, Value> {
+    [
+        ("address", json!(e.spec.address.to_string())),
+        ("source", json!(e.source)),
+        ("in_flight", json!(e.in_flight())),
+        ("requests", json!(e.stats.requests.load(Ordering::Relaxed))),
+        ("failures", json!(e.stats.failures.load(Ordering::Relaxed))),
+        ("healthy", json!(!e.health.unavailable())),
+        ("checked_down", json!(e.health.down.load(Ordering::Relaxed))),
+        ("ejection", ejection(&e.health.passive, now)),
+        ("ejections", json!(e.health.passive.ejections())),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
 fn routes(state: &AdminState) -> Value {
     let table = state.feed.registry().snapshot();
     let now = now_ms();
@@ -305,29 +325,31 @@ fn routes(state: &AdminState) -> Value {
             .iter()
             .map(|e| {
                 let spec = &e.spec;
-                json!({
-                    "address": spec.address.to_string(),
-                    "source": e.source,
-                    "tls": spec.tls_name.is_some(),
-                    "server_cert_domain_san": spec.tls_name.as_deref(),
-                    "protocol": spec.protocol,
-                    "app_id": spec.app_id,
-                    "private_instance_id": spec.instance_id,
-                    "private_instance_index": spec.instance_index,
-                    "tags": spec.tags,
-                    "ttl": e.lease.as_ref().map(|l| l.remaining(now).as_secs()),
-                    "in_flight": e.in_flight(),
-                    "requests": e.stats.requests.load(Ordering::Relaxed),
-                    "failures": e.stats.failures.load(Ordering::Relaxed),
-                    "healthy": !e.health.unavailable(),
-                    "checked_down": e.health.down.load(Ordering::Relaxed),
-                    "ejection": ejection(&e.health.passive, now),
-                    "ejections": e.health.passive.ejections(),
-                    "load_balancing_algorithm": route.balancer,
-                    "hash_key": route.hash_key,
-                    "strip_prefix": route.options.strip_prefix,
-                    "route_service_url": route.options.route_service_url,
-                })
+                let mut fields = endpoint_state(e, now);
+                fields.extend([
+                    ("tls".into(), json!(spec.tls_name.is_some())),
+                    (
+                        "server_cert_domain_san".into(),
+                        json!(spec.tls_name.as_deref()),
+                    ),
+                    ("protocol".into(), json!(spec.protocol)),
+                    ("app_id".into(), json!(spec.app_id)),
+                    ("private_instance_id".into(), json!(spec.instance_id)),
+                    ("private_instance_index".into(), json!(spec.instance_index)),
+                    ("tags".into(), json!(spec.tags)),
+                    (
+                        "ttl".into(),
+                        json!(e.lease.as_ref().map(|l| l.remaining(now).as_secs())),
+                    ),
+                    ("load_balancing_algorithm".into(), json!(route.balancer)),
+                    ("hash_key".into(), json!(route.hash_key)),
+                    ("strip_prefix".into(), json!(route.options.strip_prefix)),
+                    (
+                        "route_service_url".into(),
+                        json!(route.options.route_service_url),
+                    ),
+                ]);
+                Value::Object(fields)
             })
             .collect();
         out.insert(route.uri.to_string(), Value::Array(endpoints));

@@ -6,7 +6,7 @@
 use super::AdminState;
 use crate::histogram::BOUNDS;
 use crate::lifecycle::Phase;
-use crate::routing::{Endpoint, ResponseCounts, Route, STATUS_CLASSES};
+use crate::routing::{ResponseCounts, Route, STATUS_CLASSES};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::Ordering;
 
@@ -24,7 +24,12 @@ pub fn snapshot(state: &AdminState) -> Value {
     let mut routes: Vec<(&Route, u64)> = table
         .routes()
         .map(|route| {
-            let requests = route.pool.endpoints.iter().map(|e| requests(e)).sum();
+            let requests = route
+                .pool
+                .endpoints
+                .iter()
+                .map(|e| e.stats.requests.load(Ordering::Relaxed))
+                .sum();
             (&**route, requests)
         })
         .collect();
@@ -38,7 +43,12 @@ pub fn snapshot(state: &AdminState) -> Value {
                 "balancer": route.balancer,
                 "requests": requests,
                 "counts": route.stats.counts().map(counts),
-                "endpoints": route.pool.endpoints.iter().map(|e| endpoint(e, now)).collect::<Vec<_>>(),
+                "endpoints": route
+                    .pool
+                    .endpoints
+                    .iter()
+                    .map(|e| Value::Object(super::endpoint_state(e, now)))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -59,10 +69,6 @@ pub fn snapshot(state: &AdminState) -> Value {
     })
 }
 
-fn requests(endpoint: &Endpoint) -> u64 {
-    endpoint.stats.requests.load(Ordering::Relaxed)
-}
-
 /// Responses by class and the latency buckets.
 fn counts(counts: &ResponseCounts) -> Value {
     let classes: Map<String, Value> = STATUS_CLASSES
@@ -75,30 +81,4 @@ fn counts(counts: &ResponseCounts) -> Value {
         "latency_buckets": counts.duration.counts(),
         "latency_sum": counts.duration.sum(),
     })
-}
-
-fn endpoint(endpoint: &Endpoint, now: u64) -> Value {
-    let mut value = super::ejection(&endpoint.health.passive, now);
-    if let Value::Object(fields) = &mut value {
-        fields.extend([
-            ("address".into(), json!(endpoint.spec.address.to_string())),
-            ("source".into(), json!(endpoint.source)),
-            ("healthy".into(), json!(!endpoint.health.unavailable())),
-            (
-                "checked_down".into(),
-                json!(endpoint.health.down.load(Ordering::Relaxed)),
-            ),
-            ("in_flight".into(), json!(endpoint.in_flight())),
-            ("requests".into(), json!(requests(endpoint))),
-            (
-                "failures".into(),
-                json!(endpoint.stats.failures.load(Ordering::Relaxed)),
-            ),
-            (
-                "ejections".into(),
-                json!(endpoint.health.passive.ejections()),
-            ),
-        ]);
-    }
-    value
 }

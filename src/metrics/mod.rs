@@ -204,12 +204,14 @@ impl Metrics {
         access_log: Option<&AccessLog>,
     ) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP switchyard_build_info The running version.\n# TYPE switchyard_build_info gauge\n\
-             switchyard_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+        family(
+            &mut out,
+            "switchyard_build_info",
+            "gauge",
+            "The running version.",
         );
+        let version = env!("CARGO_PKG_VERSION");
+        let _ = writeln!(out, "switchyard_build_info{{version=\"{version}\"}} 1");
         process::render(&mut out);
         for (name, help, histogram) in [
             (
@@ -272,22 +274,24 @@ impl Metrics {
             ["failed", "answered"].iter().zip(&self.probes),
         );
         let opened = self.upstream_connections.load(Ordering::Relaxed);
-        let requests: u64 = table
-            .routes()
-            .flat_map(|route| &route.pool.endpoints)
-            .map(|endpoint| endpoint.stats.requests.load(Ordering::Relaxed))
-            .sum();
+        // One walk of the table: its endpoints, their requests and response bytes.
+        let (endpoints, requests, bytes_out) =
+            table.routes().flat_map(|route| &route.pool.endpoints).fold(
+                (0usize, 0u64, 0u64),
+                |(count, requests, bytes), endpoint| {
+                    let stats = &endpoint.stats;
+                    (
+                        count + 1,
+                        requests + stats.requests.load(Ordering::Relaxed),
+                        bytes + stats.bytes_out.load(Ordering::Relaxed),
+                    )
+                },
+            );
         let reuse = if requests == 0 {
             1.0
         } else {
             1.0 - (opened.min(requests) as f64 / requests as f64)
         };
-        let bytes_out: u64 = table
-            .routes()
-            .flat_map(|route| &route.pool.endpoints)
-            .map(|endpoint| endpoint.stats.bytes_out.load(Ordering::Relaxed))
-            .sum();
-        let endpoints: usize = table.routes().map(|route| route.pool.endpoints.len()).sum();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
         let single: [(&str, &str, &str, String); 16] = [
             (

@@ -349,16 +349,7 @@ async fn clients_reconnecting_through_the_stop_lose_no_request() {
     // its connection was accepted and then closed without an answer: accepted but not yet read
     // at the stop, or left in the accept queue. A refused connection loses nothing (the client
     // sent nothing); that is how the stop ends each client.
-    let backend = Backend::echo("a").await;
-    let (http, admin) = (free_port(), free_port());
-    let mut process = start_binary(&format!(
-        "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
-         [server]\ndrain_wait = \"500ms\"\n{}",
-        route("app.test", &[&backend])
-    ))
-    .await;
-    wait_for_port(http).await;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let (mut process, addr, _backend) = router_with_drain_wait("500ms").await;
     let clients: Vec<_> = (0..64)
         .map(|_| {
             tokio::spawn(async move {

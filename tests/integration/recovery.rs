@@ -4,10 +4,11 @@
 //! has it resent, whatever the method.
 
 use crate::faulty::*;
-use crate::process::{free_port, start_binary_logging, wait_for_port};
+use crate::process::{Process, free_port, start_binary_logging, wait_for_port};
 use crate::support::*;
 use bytes::Bytes;
 use http::{Request, StatusCode};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -98,19 +99,15 @@ async fn an_outage_is_two_lines_however_many_requests_it_failed() {
     let live = counting_backend("live", seen.clone(), Duration::ZERO).await;
     let dead = counting_backend("dead", seen, Duration::ZERO).await;
     dead.kill();
-    let (http, admin) = (free_port(), free_port());
     let log = temp_dir("outage-log").join("stderr.jsonl");
-    let _router = start_binary_logging(
+    let (_router, router, admin) = logging_router(
         &format!(
-            "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
-             [[route]]\nuri = \"log.test\"\nbackends = [{}]\n",
+            "[[route]]\nuri = \"log.test\"\nbackends = [{}]\n",
             backends_toml(&[live.addr, dead.addr])
         ),
         &log,
     )
     .await;
-    wait_for_port(http).await;
-    let router = std::net::SocketAddr::from(([127, 0, 0, 1], http));
     let get = || {
         let req = Request::get("/")
             .header("host", "log.test")
@@ -159,11 +156,7 @@ async fn an_outage_is_two_lines_however_many_requests_it_failed() {
     assert_eq!(readmitted["fields"]["endpoint"], dead.addr.to_string());
     let out_ms = readmitted["fields"]["out_ms"].as_u64().unwrap();
     assert!(out_ms >= 1500, "out for {out_ms} ms");
-    let probes = metric(
-        std::net::SocketAddr::from(([127, 0, 0, 1], admin)),
-        "switchyard_ejection_probes_total",
-    )
-    .await;
+    let probes = metric(admin, "switchyard_ejection_probes_total").await;
     assert!(probes >= 2.0, "{probes} probes");
 }
 
@@ -172,19 +165,15 @@ async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
     let seen: Seen = Arc::default();
     let dead = counting_backend("dead", seen, Duration::ZERO).await;
     dead.kill();
-    let (http, admin) = (free_port(), free_port());
     let log = temp_dir("dead-log").join("stderr.jsonl");
-    let router_process = start_binary_logging(
+    let (router_process, router, admin) = logging_router(
         &format!(
-            "[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n\
-             [[route]]\nuri = \"dead.test\"\nbackends = [{}]\n",
+            "[[route]]\nuri = \"dead.test\"\nbackends = [{}]\n",
             backends_toml(&[dead.addr])
         ),
         &log,
     )
     .await;
-    wait_for_port(http).await;
-    let router = std::net::SocketAddr::from(([127, 0, 0, 1], http));
     // 8 clients, 2,000 failed requests in all.
     let started = Instant::now();
     let clients: Vec<_> = (0..8)
@@ -241,7 +230,7 @@ async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
         .header("host", "admin")
         .body(full(""))
         .unwrap();
-    let metrics = text(send(std::net::SocketAddr::from(([127, 0, 0, 1], admin)), req).await).await;
+    let metrics = text(send(admin, req).await).await;
     let total: u64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("switchyard_log_lines_held_back_total "))
@@ -495,4 +484,18 @@ async fn http2_refused_streams_are_resent_whatever_the_method() {
             "each POST processed once: {processed:?}"
         );
     }
+}
+
+/// The binary with its default settings and `routes`, its error log as JSON lines in `log`;
+/// its HTTP and admin addresses.
+async fn logging_router(routes: &str, log: &std::path::Path) -> (Process, SocketAddr, SocketAddr) {
+    let (http, admin) = (free_port(), free_port());
+    let process = start_binary_logging(
+        &format!("[listen]\nhttp = \"127.0.0.1:{http}\"\nadmin = \"127.0.0.1:{admin}\"\n{routes}"),
+        log,
+    )
+    .await;
+    wait_for_port(http).await;
+    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    (process, addr(http), addr(admin))
 }
