@@ -226,16 +226,7 @@ async fn a_dead_backend_under_load_logs_a_bounded_number_of_warn_lines() {
         "the lines held back are counted: {warnings:#?}"
     );
     // And counted in /metrics, where no later line is needed to learn of them.
-    let req = Request::get("/metrics")
-        .header("host", "admin")
-        .body(full(""))
-        .unwrap();
-    let metrics = text(send(admin, req).await).await;
-    let total: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("switchyard_log_lines_held_back_total "))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0);
+    let total = metric(admin, "switchyard_log_lines_held_back_total").await as u64;
     assert!(
         total >= held_back,
         "{total} held back in /metrics, {held_back} reported"
