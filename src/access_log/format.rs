@@ -2,59 +2,166 @@
 //! client cannot forge a line (text: quotes, backslashes, control and non-ASCII bytes as
 //! `\xNN`; JSON: as JSON strings).
 
+use super::endpoint_text::{EndpointText, EndpointTexts};
 use super::record::{Record, Text};
 use super::time::{Stamps, digits};
 use crate::config::AccessLogFormat as LogFormat;
 use crate::http1::lines::append;
+use crate::routing::Endpoint;
 use http::HeaderValue;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// One value of a line.
-enum Field<'a> {
-    Bytes(Option<&'a [u8]>),
-    Seconds(Duration),
-    Number(u64),
+/// Writes records as lines, keeping what lines share: the current second's timestamp text and
+/// each endpoint's fields, formatted once.
+#[derive(Debug)]
+pub struct Formatter {
+    format: LogFormat,
+    stamps: Stamps,
+    endpoints: EndpointTexts,
 }
 
-/// How many of `fields` the text layout writes by name: all but the byte counts, which it
-/// writes unnamed after the status.
-const NAMED_IN_TEXT: usize = 9;
+impl Formatter {
+    /// A formatter writing `format`.
+    pub fn new(format: LogFormat) -> Formatter {
+        Formatter {
+            format,
+            stamps: Stamps::default(),
+            endpoints: EndpointTexts::default(),
+        }
+    }
 
-/// The named fields after the request line, in gorouter's order (the byte counts are JSON
-/// only: the text layout has them unnamed after the status).
-fn fields<'a>(
-    record: &'a Record,
-    route_service: &'a Option<String>,
-) -> [(&'static str, Field<'a>); 11] {
-    let endpoint = record.endpoint.as_deref().map(|e| &e.spec);
-    let header = |value: Option<&'a HeaderValue>| Field::Bytes(value.map(HeaderValue::as_bytes));
-    let text = |value: Option<&'a str>| Field::Bytes(value.map(str::as_bytes));
-    [
-        (
-            "x_forwarded_for",
-            Field::Bytes(record.text.get(Text::XForwardedFor)),
-        ),
-        (
-            "x_forwarded_proto",
-            Field::Bytes(record.text.get(Text::XForwardedProto)),
-        ),
-        ("vcap_request_id", header(Some(&record.request_id))),
-        ("response_time", Field::Seconds(record.response_time)),
-        ("app_id", text(endpoint.map(|e| e.app_id.as_str()))),
-        (
-            "app_index",
-            text(endpoint.map(|e| e.instance_index.as_str())),
-        ),
-        (
-            "instance_id",
-            text(endpoint.map(|e| e.instance_id.as_str())),
-        ),
-        ("x_cf_routererror", header(record.router_error.as_ref())),
-        ("route_service", text(route_service.as_deref())),
-        ("bytes_received", Field::Number(record.bytes_in)),
-        ("bytes_sent", Field::Number(record.bytes_out)),
-    ]
+    /// Reads the clocks again (once per batch of lines: see [`Stamps::tick`]).
+    pub fn tick(&mut self) {
+        self.stamps.tick();
+    }
+
+    /// Appends the line for `record`, with its newline.
+    pub fn write_line(&mut self, out: &mut Vec<u8>, record: &Record) {
+        let (stamps, endpoints) = (&mut self.stamps, &mut self.endpoints);
+        match self.format {
+            LogFormat::Text => {
+                let endpoint = record
+                    .endpoint
+                    .as_ref()
+                    .map(|e| endpoints.get(e, endpoint_fields::<TextLayout>));
+                write_text(out, record, stamps, endpoint)
+            }
+            LogFormat::Json => {
+                let endpoint = record
+                    .endpoint
+                    .as_ref()
+                    .map(|e| endpoints.get(e, endpoint_fields::<JsonLayout>));
+                write_json(out, record, stamps, endpoint)
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// A named field's prefix in each layout: ` name:` (text) and `,"name":` (JSON).
+struct Name {
+    text: &'static str,
+    json: &'static str,
+}
+
+macro_rules! name {
+    ($name:literal) => {
+        Name {
+            text: concat!(" ", $name, ":"),
+            json: concat!(",\"", $name, "\":"),
+        }
+    };
+}
+
+/// How a layout writes its named fields.
+trait Layout {
+    /// Appends the prefix of the field `name`.
+    fn name(out: &mut Vec<u8>, name: Name);
+    /// Appends a text value; a missing or empty one as `"-"` (text) or `null` (JSON).
+    fn text(out: &mut Vec<u8>, value: Option<&[u8]>);
+    /// Appends the named text field `name`.
+    fn field(out: &mut Vec<u8>, name: Name, value: Option<&[u8]>) {
+        Self::name(out, name);
+        Self::text(out, value);
+    }
+}
+
+struct TextLayout;
+struct JsonLayout;
+
+impl Layout for TextLayout {
+    fn name(out: &mut Vec<u8>, name: Name) {
+        append(out, name.text.as_bytes());
+    }
+    fn text(out: &mut Vec<u8>, value: Option<&[u8]>) {
+        quoted(out, value);
+    }
+}
+
+impl Layout for JsonLayout {
+    fn name(out: &mut Vec<u8>, name: Name) {
+        append(out, name.json.as_bytes());
+    }
+    fn text(out: &mut Vec<u8>, value: Option<&[u8]>) {
+        json_string(out, value.filter(|v| !v.is_empty()));
+    }
+}
+
+/// The endpoint's part of a line: its address and its three application fields (formatted
+/// once per endpoint by [`EndpointTexts`]).
+fn endpoint_fields<L: Layout>(endpoint: &Endpoint) -> EndpointText {
+    let spec = &endpoint.spec;
+    let mut text = EndpointText::default();
+    address(&mut text.address, spec.address);
+    L::field(&mut text.app, name!("app_id"), Some(spec.app_id.as_bytes()));
+    let index = Some(spec.instance_index.as_bytes());
+    L::field(&mut text.app, name!("app_index"), index);
+    let instance = Some(spec.instance_id.as_bytes());
+    L::field(&mut text.app, name!("instance_id"), instance);
+    text
+}
+
+/// The named fields after the client and backend addresses, in gorouter's order, with the
+/// endpoint's application fields (`app`, formatted) in their place.
+fn write_named<L: Layout>(out: &mut Vec<u8>, record: &Record, app: Option<&[u8]>) {
+    let texts = &record.text;
+    L::field(
+        out,
+        name!("x_forwarded_for"),
+        texts.get(Text::XForwardedFor),
+    );
+    L::field(
+        out,
+        name!("x_forwarded_proto"),
+        texts.get(Text::XForwardedProto),
+    );
+    L::field(
+        out,
+        name!("vcap_request_id"),
+        Some(record.request_id.as_bytes()),
+    );
+    L::name(out, name!("response_time"));
+    seconds(out, record.response_time);
+    match app {
+        Some(app) => append(out, app),
+        None => {
+            for name in [name!("app_id"), name!("app_index"), name!("instance_id")] {
+                L::field(out, name, None);
+            }
+        }
+    }
+    L::field(
+        out,
+        name!("x_cf_routererror"),
+        record.router_error.as_ref().map(HeaderValue::as_bytes),
+    );
+    let route_service = record.route_service.as_ref().map(ToString::to_string);
+    L::field(
+        out,
+        name!("route_service"),
+        route_service.as_deref().map(str::as_bytes),
+    );
 }
 
 /// The bytes written as they are in the text layout: printable ASCII but `"` and `\`.
@@ -68,24 +175,21 @@ const PLAIN: [bool; 256] = {
     table
 };
 
-/// Appends `bytes` escaped for the text layout: `"` and `\` with a backslash, anything outside
-/// printable ASCII as `\xNN`. Runs of plain bytes are copied at once, found eight at a time.
+/// Appends `bytes` escaped for the text layout: `"` and `\\` with a backslash, anything outside
+/// printable ASCII as `\\xNN`. Most texts need nothing escaped and are copied at once.
+#[inline]
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    let (mut run, mut at) = (0, 0);
-    while at < bytes.len() {
-        if let Some(word) = bytes.get(at..at + 8)
-            && all_plain(u64::from_le_bytes(word.try_into().unwrap_or_default()))
-        {
-            at += 8;
-            continue;
-        }
-        let byte = bytes[at];
-        at += 1;
-        if PLAIN[usize::from(byte)] {
-            continue;
-        }
-        append(out, &bytes[run..at - 1]);
-        run = at;
+    let plain = plain_prefix(bytes);
+    append(out, &bytes[..plain]);
+    if plain < bytes.len() {
+        escaped_from(out, &bytes[plain..]);
+    }
+}
+
+/// Appends `bytes`, whose first byte needs escaping, escaped.
+#[inline(never)]
+fn escaped_from(out: &mut Vec<u8>, mut bytes: &[u8]) {
+    while let Some((&byte, rest)) = bytes.split_first() {
         match byte {
             b'"' | b'\\' => append(out, &[b'\\', byte]),
             _ => {
@@ -94,22 +198,55 @@ fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
                 append(out, &[b'\\', b'x', high, low]);
             }
         }
+        let plain = plain_prefix(rest);
+        append(out, &rest[..plain]);
+        bytes = &rest[plain..];
     }
-    append(out, &bytes[run..]);
 }
 
-/// True when none of the eight bytes of `word` needs escaping (`PLAIN` for each): no byte
-/// with its high bit set, under 0x20, 0x7f, `"` or `\`.
-fn all_plain(word: u64) -> bool {
+/// How many bytes at the start of `bytes` need no escaping (`PLAIN`), found eight at a time;
+/// the last eight bytes of a longer text are read as one word overlapping the ones before.
+#[inline]
+fn plain_prefix(bytes: &[u8]) -> usize {
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+    let len = bytes.len();
+    if len < 8 {
+        return bytes
+            .iter()
+            .position(|&b| !PLAIN[usize::from(b)])
+            .unwrap_or(len);
+    }
+    let mut at = 0;
+    while at + 8 <= len {
+        let flagged = needs_escape(word(at));
+        if flagged != 0 {
+            return at + (flagged.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    if at == len {
+        return len;
+    }
+    // The bytes before `at` are plain: only the word's last `len - at` bytes can be flagged.
+    let flagged = needs_escape(word(len - 8)) >> (8 * (8 - (len - at)));
+    match flagged {
+        0 => len,
+        _ => at + (flagged.trailing_zeros() / 8) as usize,
+    }
+}
+
+/// The high bit of each of the eight bytes of `word` that needs escaping (not `PLAIN`: its
+/// high bit set, under 0x20, 0x7f, `"` or `\\`). Exact for the lowest flagged byte (a borrow
+/// only carries upwards from a flagged byte), which is all [`plain_prefix`] reads.
+fn needs_escape(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Some byte of `v` is zero (exact for "some", whatever the other bytes hold).
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    let special = has_zero(word ^ (ONES * 0x7f))
-        | has_zero(word ^ (ONES * u64::from(b'"')))
-        | has_zero(word ^ (ONES * u64::from(b'\\')));
-    (word & HIGH) | below_space | special == 0
+    let special = zero_byte(word ^ (ONES * 0x7f))
+        | zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')));
+    (word & HIGH) | below_space | special
 }
 
 /// Appends `"value"` (or `"-"` when there is none).
@@ -183,16 +320,12 @@ fn version(version: http::Version) -> &'static str {
     }
 }
 
-/// Appends the line for `record` (with its newline) in `format`.
-pub fn write_line(out: &mut Vec<u8>, record: &Record, format: LogFormat, stamps: &mut Stamps) {
-    match format {
-        LogFormat::Text => write_text(out, record, stamps),
-        LogFormat::Json => write_json(out, record, stamps),
-    }
-    out.push(b'\n');
-}
-
-fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
+fn write_text(
+    out: &mut Vec<u8>,
+    record: &Record,
+    stamps: &mut Stamps,
+    endpoint: Option<&EndpointText>,
+) {
     match record.text.get(Text::Host) {
         Some(host) if !host.is_empty() => escaped(out, host),
         _ => out.push(b'-'),
@@ -200,7 +333,8 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     append(out, b" - [");
     stamps.write_instant(out, record.started);
     append(out, b"] \"");
-    escaped(out, record.method.as_str().as_bytes());
+    // A method is a token (the parsers refuse anything else): nothing to escape.
+    append(out, record.method.as_str().as_bytes());
     out.push(b' ');
     escaped(out, record.text.get(Text::Target).unwrap_or_default());
     out.push(b' ');
@@ -220,32 +354,9 @@ fn write_text(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     append(out, b" \"");
     address(out, record.client);
     append(out, b"\" \"");
-    match &record.endpoint {
-        Some(endpoint) => address(out, endpoint.spec.address),
-        None => out.push(b'-'),
-    }
+    append(out, endpoint.map_or(b"-", |e| &e.address));
     out.push(b'"');
-    let route_service = record.route_service.as_ref().map(ToString::to_string);
-    for (name, field) in fields(record, &route_service)
-        .into_iter()
-        .take(NAMED_IN_TEXT)
-    {
-        out.push(b' ');
-        append(out, name.as_bytes());
-        out.push(b':');
-        match field {
-            Field::Bytes(value) => quoted(out, value),
-            Field::Seconds(duration) => seconds(out, duration),
-            Field::Number(n) => number(out, n),
-        }
-    }
-}
-
-/// Appends `,"name":`.
-fn json_name(out: &mut Vec<u8>, name: &str) {
-    append(out, b",\"");
-    append(out, name.as_bytes());
-    append(out, b"\":");
+    write_named::<TextLayout>(out, record, endpoint.map(|e| &e.app[..]));
 }
 
 /// Appends `value` as a JSON string (invalid UTF-8 replaced), or `null`.
@@ -258,7 +369,12 @@ fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
     }
 }
 
-fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
+fn write_json(
+    out: &mut Vec<u8>,
+    record: &Record,
+    stamps: &mut Stamps,
+    endpoint: Option<&EndpointText>,
+) {
     append(out, b"{\"time\":\"");
     stamps.write_instant(out, record.started);
     out.push(b'"');
@@ -271,7 +387,9 @@ fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
         ("user_agent", record.text.get(Text::UserAgent)),
     ];
     for (name, value) in leading {
-        json_name(out, name);
+        append(out, b",\"");
+        append(out, name.as_bytes());
+        append(out, b"\":");
         json_string(out, value);
     }
     append(out, b",\"status\":");
@@ -279,23 +397,19 @@ fn write_json(out: &mut Vec<u8>, record: &Record, stamps: &mut Stamps) {
     append(out, b",\"client\":\"");
     address(out, record.client);
     append(out, b"\",\"backend\":");
-    match &record.endpoint {
+    match endpoint {
         Some(endpoint) => {
             out.push(b'"');
-            address(out, endpoint.spec.address);
+            append(out, &endpoint.address);
             out.push(b'"');
         }
         None => append(out, b"null"),
     }
-    let route_service = record.route_service.as_ref().map(ToString::to_string);
-    for (name, field) in fields(record, &route_service) {
-        json_name(out, name);
-        match field {
-            Field::Bytes(value) => json_string(out, value.filter(|v| !v.is_empty())),
-            Field::Seconds(duration) => seconds(out, duration),
-            Field::Number(n) => number(out, n),
-        }
-    }
+    write_named::<JsonLayout>(out, record, endpoint.map(|e| &e.app[..]));
+    JsonLayout::name(out, name!("bytes_received"));
+    number(out, record.bytes_in);
+    JsonLayout::name(out, name!("bytes_sent"));
+    number(out, record.bytes_out);
     out.push(b'}');
 }
 
@@ -345,6 +459,8 @@ mod tests {
                     _ => edges[rng.usize(0..edges.len())],
                 })
                 .collect();
+            let first = bytes.iter().position(|&b| !PLAIN[usize::from(b)]);
+            assert_eq!(plain_prefix(&bytes), first.unwrap_or(len), "{bytes:?}");
             let mut out = Vec::new();
             escaped(&mut out, &bytes);
             assert_eq!(out, reference(&bytes), "{bytes:?}");
@@ -352,7 +468,7 @@ mod tests {
         for byte in 0..=255u8 {
             let word = u64::from_le_bytes([b'a', b'a', b'a', byte, b'a', b'a', b'a', b'a']);
             let plain = (0x20..=0x7e).contains(&byte) && byte != b'"' && byte != b'\\';
-            assert_eq!(all_plain(word), plain, "{byte:#x}");
+            assert_eq!(needs_escape(word) == 0, plain, "{byte:#x}");
         }
     }
 

@@ -4,14 +4,14 @@
 //! is dropped and counted. Lines appear within 50 ms. The file is reopened on request (SIGHUP,
 //! SIGUSR2) for logrotate.
 
+mod endpoint_text;
 mod format;
 mod record;
 mod time;
 
 pub use crate::config::AccessLogFormat as LogFormat;
-pub use format::write_line;
+pub use format::Formatter;
 pub use record::{LoggedText, Record, Text};
-pub use time::Stamps;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -22,8 +22,8 @@ use std::time::Duration;
 
 /// Records that may wait for the writer; past this they are dropped (and counted).
 const QUEUE: usize = 65_536;
-/// Bytes of request texts (target and headers) the waiting records may hold; past this they
-/// are dropped too (a client sending 64 KiB headers makes large records).
+/// Bytes of request texts (target and headers) the waiting records hold beyond their own
+/// size; past this they are dropped too (a client sending 64 KiB headers makes large records).
 const QUEUE_TEXT_BYTES: usize = 32 << 20;
 /// The writer wakes this often, or sooner when this many records wait.
 const TICK: Duration = Duration::from_millis(50);
@@ -205,7 +205,7 @@ fn write_all(shared: &Shared, sink: &mut Sink, format: LogFormat) {
     let mut out = Vec::with_capacity(CHUNK + 4096);
     let mut failed = false;
     let mut batch = Vec::new();
-    let mut stamps = Stamps::default();
+    let mut formatter = Formatter::new(format);
     loop {
         let closed = {
             let queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -223,9 +223,9 @@ fn write_all(shared: &Shared, sink: &mut Sink, format: LogFormat) {
             sink.reopen();
         }
         let lines = batch.len() as u64;
-        stamps.tick();
+        formatter.tick();
         for record in batch.drain(..) {
-            write_line(&mut out, &record, format, &mut stamps);
+            formatter.write_line(&mut out, &record);
             if out.len() >= CHUNK {
                 failed = flush(sink, &mut out, failed);
             }

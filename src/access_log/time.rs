@@ -2,6 +2,7 @@
 //! (`2026-12-02T05:30:00.123456789Z`). The date and time of day change once a second, so they
 //! are formatted once a second ([`Stamps`]).
 
+use crate::http1::lines::append;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Formats timestamps, reusing the text of the last second. Arrival times come from the
@@ -11,8 +12,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub struct Stamps {
     second: Option<u64>,
     text: Vec<u8>,
-    /// The wall clock and the monotonic clock read together.
-    clock: (SystemTime, Instant),
+    /// The wall clock (nanoseconds since the epoch) and the monotonic clock, read together.
+    clock: (u64, Instant),
 }
 
 impl Default for Stamps {
@@ -20,38 +21,41 @@ impl Default for Stamps {
         Stamps {
             second: None,
             text: Vec::new(),
-            clock: (SystemTime::now(), Instant::now()),
+            clock: read_clocks(),
         }
     }
+}
+
+/// Both clocks, the wall clock in nanoseconds since the epoch (0 before it).
+fn read_clocks() -> (u64, Instant) {
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH);
+    (wall.unwrap_or_default().as_nanos() as u64, Instant::now())
 }
 
 impl Stamps {
     /// Reads both clocks again (once per batch).
     pub fn tick(&mut self) {
-        self.clock = (SystemTime::now(), Instant::now());
+        self.clock = read_clocks();
     }
 
     /// Appends the wall-clock time of the monotonic instant `at` (before the last `tick`).
     pub fn write_instant(&mut self, out: &mut Vec<u8>, at: Instant) {
         let (wall, now) = self.clock;
-        let time = wall
-            .checked_sub(now.saturating_duration_since(at))
-            .unwrap_or(wall);
-        self.write(out, time);
+        let before = now.saturating_duration_since(at).as_nanos() as u64;
+        self.write(out, wall.saturating_sub(before));
     }
 
-    /// Appends `time` as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-    pub fn write(&mut self, out: &mut Vec<u8>, time: SystemTime) {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let seconds = since.as_secs();
+    /// Appends the time `nanos` after the epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    pub fn write(&mut self, out: &mut Vec<u8>, nanos: u64) {
+        let seconds = nanos / 1_000_000_000;
         if self.second != Some(seconds) {
             self.second = Some(seconds);
             self.text.clear();
             write_second(&mut self.text, seconds);
         }
-        crate::http1::lines::append(out, &self.text);
+        append(out, &self.text);
         out.push(b'.');
-        digits(out, since.subsec_nanos(), 9);
+        digits(out, (nanos % 1_000_000_000) as u32, 9);
         out.push(b'Z');
     }
 }
@@ -74,14 +78,30 @@ fn write_second(out: &mut Vec<u8>, seconds: u64) {
     digits(out, of_day % 60, 2);
 }
 
-/// Appends the last `width` decimal digits of `value`, zero-padded.
+/// "00" to "99", for writing digits two at a time.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut table = [[0; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    table
+};
+
+/// Appends the last `width` (at most 10) decimal digits of `value`, zero-padded.
 pub fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
     let mut text = [b'0'; 10];
-    for place in text[..width].iter_mut().rev() {
-        *place = b'0' + (value % 10) as u8;
-        value /= 10;
+    let mut end = width.min(10);
+    while end >= 2 {
+        text[end - 2..end].copy_from_slice(&PAIRS[(value % 100) as usize]);
+        value /= 100;
+        end -= 2;
     }
-    crate::http1::lines::append(out, &text[..width]);
+    if end == 1 {
+        text[0] = b'0' + (value % 10) as u8;
+    }
+    append(out, &text[..width.min(10)]);
 }
 
 /// Year, month, day of the day `days` after 1970-01-01 (Howard Hinnant's algorithm).
@@ -104,6 +124,38 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn digits_are_zero_padded_to_any_width() {
+        let cases = [
+            (7, 1, "7"),
+            (42, 2, "42"),
+            (5, 3, "005"),
+            (2026, 4, "2026"),
+            (42, 6, "000042"),
+            (123_456_789, 9, "123456789"),
+            (123_456_789, 4, "6789"),
+            (4_294_967_295, 10, "4294967295"),
+        ];
+        for (value, width, expected) in cases {
+            let mut out = Vec::new();
+            digits(&mut out, value, width);
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn an_instant_is_placed_before_the_wall_clock_read_with_it() {
+        let now = Instant::now();
+        let wall = 1_796_189_400 * 1_000_000_000;
+        let mut stamps = Stamps {
+            clock: (wall, now),
+            ..Stamps::default()
+        };
+        let mut out = Vec::new();
+        stamps.write_instant(&mut out, now - Duration::from_millis(1_500));
+        assert_eq!(out, b"2026-12-02T05:29:58.500000000Z");
+    }
+
+    #[test]
     fn formats_known_instants() {
         let cases = [
             (0, 0, "1970-01-01T00:00:00.000000000Z"),
@@ -115,7 +167,7 @@ mod tests {
         let mut stamps = Stamps::default();
         for (seconds, nanos, expected) in cases {
             let mut out = Vec::new();
-            stamps.write(&mut out, UNIX_EPOCH + Duration::new(seconds, nanos));
+            stamps.write(&mut out, seconds * 1_000_000_000 + nanos);
             assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }

@@ -34,9 +34,24 @@ pub fn append(out: &mut Vec<u8>, src: &[u8]) {
     }
 }
 
+/// Copies `src` to the start of `dst` as [`append`] does, short slices without a call to
+/// `memcpy`.
+///
+/// # Panics
+/// When `dst` is shorter than `src`.
+#[inline]
+pub fn copy_into(dst: &mut [u8], src: &[u8]) {
+    let dst = &mut dst[..src.len()];
+    // SAFETY: `dst` is `src.len()` bytes long and, being a unique borrow, cannot overlap `src`.
+    unsafe {
+        copy_short(src, dst.as_mut_ptr());
+    }
+}
+
 /// Copies `src` to `dst` and returns the end of the copy. Header names and values are mostly
-/// under 32 bytes: two overlapping loads and stores of a word cover such a slice without a call
-/// to `memcpy` (its call and size dispatch cost more than the copy; a head writes ~26 of them).
+/// under 64 bytes: two overlapping loads and stores of a word (or of two) cover such a slice
+/// without a call to `memcpy` (its call and size dispatch cost more than the copy; a head
+/// writes ~26 of them).
 ///
 /// # Safety
 /// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.
@@ -55,6 +70,10 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) -> *mut u8 {
             4..=7 => pair::<u32>(s, dst, n),
             8..=16 => pair::<u64>(s, dst, n),
             17..=32 => pair::<u128>(s, dst, n),
+            33..=64 => {
+                pair::<u128>(s, dst, 32);
+                pair::<u128>(s.add(n - 32), dst.add(n - 32), 32);
+            }
             _ => std::ptr::copy_nonoverlapping(s, dst, n),
         }
         dst.add(n)
@@ -101,6 +120,10 @@ mod tests {
             append(&mut out, &src);
             assert_eq!(&out[..2], b"ab");
             assert_eq!(&out[2..], &src[..]);
+            let mut into = vec![b'x'; len + 2];
+            copy_into(&mut into, &src);
+            assert_eq!(&into[..len], &src[..]);
+            assert_eq!(&into[len..], b"xx");
         }
     }
 
@@ -108,7 +131,7 @@ mod tests {
     fn lines_of_every_short_length_are_exact() {
         let bytes: Vec<u8> = (0..80u8).map(|i| b'a' + i % 26).collect();
         for name_len in 0..40 {
-            for value_len in [0, 1, 3, 4, 7, 8, 9, 16, 17, 31, 32, 33, 79] {
+            for value_len in [0, 1, 3, 4, 7, 8, 9, 16, 17, 31, 32, 33, 48, 64, 65, 79] {
                 let (name, value) = (&bytes[..name_len], &bytes[1..][..value_len]);
                 let mut out = b"GET".to_vec();
                 line(&mut out, name, value);

@@ -15,7 +15,6 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Logging {
     record: Box<Record>,
-    log: Arc<AccessLog>,
 }
 
 /// Begins the record of `req`, which arrived at `arrived`, when the access log is on.
@@ -27,7 +26,7 @@ pub fn begin(
     request_id: &HeaderValue,
 ) -> Option<Logging> {
     let log = log?.clone();
-    let record = Box::new(Record::start(
+    let mut record = Record::start(
         arrived,
         req.method().clone(),
         req.uri(),
@@ -35,8 +34,9 @@ pub fn begin(
         req.headers(),
         client,
         request_id.clone(),
-    ));
-    Some(Logging { record, log })
+    );
+    record.log = Some(log);
+    Some(Logging { record })
 }
 
 impl Logging {
@@ -49,7 +49,7 @@ impl Logging {
     /// Hands the record to a streamed response's body, which finishes it at its end.
     pub fn on_body_end(mut self, status: http::StatusCode) -> Box<dyn BodyEnd> {
         self.record.status = status;
-        Box::new(self)
+        self.record
     }
 
     /// Finishes the record with `response` as it is (a router answer, an error, a tunnel's
@@ -58,15 +58,20 @@ impl Logging {
         self.record.status = response.status();
         self.record.router_error = response.headers().get(X_CF_ROUTERERROR).cloned();
         let bytes = response.body().size_hint().exact().unwrap_or(0);
-        self.record.finish(bytes);
-        self.log.log(self.record);
+        send(self.record, bytes);
     }
 }
 
-impl BodyEnd for Logging {
-    fn ended(self: Box<Self>, bytes: u64) {
-        let Logging { mut record, log } = *self;
-        record.finish(bytes);
+/// Finishes `record` after `bytes` body bytes and queues it.
+fn send(mut record: Box<Record>, bytes: u64) {
+    record.finish(bytes);
+    if let Some(log) = record.log.take() {
         log.log(record);
+    }
+}
+
+impl BodyEnd for Record {
+    fn ended(self: Box<Self>, bytes: u64) {
+        send(self, bytes);
     }
 }

@@ -183,6 +183,15 @@ async fn text_lines_by_default_escaped_and_reopened_on_sigusr2() {
         assert!(line.contains(field), "{field} missing: {line}");
     }
 
+    // HTTP/2: the host is the `:authority` and the target the `:path`, as the client sent them.
+    let req = Request::get("http://app.test/h2?x=1")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(send_h2(addr, req).await.status(), StatusCode::OK);
+    let h2 = &lines(&log, 2).await[1];
+    assert!(h2.starts_with("app.test - ["), "{h2}");
+    assert!(h2.contains("] \"GET /h2?x=1 HTTP/2.0\" 200 "), "{h2}");
+
     // logrotate: move the file, signal, and the next line goes to a new file.
     let rotated = dir.join("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
@@ -196,5 +205,5 @@ async fn text_lines_by_default_escaped_and_reopened_on_sigusr2() {
     let fresh = lines(&log, 1).await;
     assert!(fresh[0].contains("GET /after"), "{fresh:?}");
     let old = std::fs::read_to_string(&rotated).unwrap();
-    assert_eq!(old.lines().count(), 1, "{old}");
+    assert_eq!(old.lines().count(), 2, "{old}");
 }
