@@ -62,3 +62,46 @@ impl EndpointTexts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::{EndpointSpec, Source};
+
+    fn endpoint(port: u16, app_id: &str) -> Arc<Endpoint> {
+        let mut spec = EndpointSpec::loopback(port);
+        spec.app_id = app_id.to_string();
+        Arc::new(Endpoint::new(spec, Source::Config, None, Default::default()))
+    }
+
+    fn format(endpoint: &Endpoint) -> EndpointText {
+        EndpointText {
+            address: endpoint.spec.address.to_string().into_bytes(),
+            app: endpoint.spec.app_id.clone().into_bytes(),
+        }
+    }
+
+    #[test]
+    fn each_endpoint_gets_its_own_text_also_after_another_was_dropped() {
+        let mut texts = EndpointTexts::default();
+        let mut made = Vec::new();
+        for round in 0..2_000u16 {
+            // Endpoints come and go: a fresh one may land where a dropped one lived.
+            let e = endpoint(1_000 + round, &format!("app-{round}"));
+            assert_eq!(texts.get(&e, format).app, format!("app-{round}").as_bytes());
+            assert_eq!(texts.get(&e, format).app, format!("app-{round}").as_bytes());
+            if round % 3 == 0 {
+                made.push(e);
+            }
+        }
+        for e in &made {
+            let expected = format!("127.0.0.1:{}", e.spec.address.port());
+            assert_eq!(texts.get(e, format).address, expected.as_bytes());
+        }
+        let long = endpoint(9, &"x".repeat(KEPT_BYTES + 1));
+        assert_eq!(texts.get(&long, format).app.len(), KEPT_BYTES + 1);
+        let short = endpoint(10, "short");
+        assert_eq!(texts.get(&short, format).app, b"short");
+        assert_eq!(texts.get(&long, format).app.len(), KEPT_BYTES + 1);
+    }
+}
