@@ -71,7 +71,12 @@ mod tests {
     fn endpoint(port: u16, app_id: &str) -> Arc<Endpoint> {
         let mut spec = EndpointSpec::loopback(port);
         spec.app_id = app_id.to_string();
-        Arc::new(Endpoint::new(spec, Source::Config, None, Default::default()))
+        Arc::new(Endpoint::new(
+            spec,
+            Source::Config,
+            None,
+            Default::default(),
+        ))
     }
 
     fn format(endpoint: &Endpoint) -> EndpointText {

@@ -359,14 +359,29 @@ fn write_text(
     write_named::<TextLayout>(out, record, endpoint.map(|e| &e.app[..]));
 }
 
-/// Appends `value` as a JSON string (invalid UTF-8 replaced), or `null`.
+/// Appends `value` as a JSON string (invalid UTF-8 replaced), or `null`. The plain start of
+/// the text (printable ASCII but `"` and `\\`, most often all of it) is copied as it is;
+/// `serde_json` escapes the rest.
 fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
-    match value {
-        Some(value) => {
-            let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(value));
-        }
-        None => append(out, b"null"),
+    let Some(value) = value else {
+        append(out, b"null");
+        return;
+    };
+    out.push(b'"');
+    let plain = plain_prefix(value);
+    append(out, &value[..plain]);
+    if plain < value.len() {
+        json_escaped_from(out, &value[plain..]);
     }
+    out.push(b'"');
+}
+
+/// Appends `bytes` escaped as the inside of a JSON string.
+#[inline(never)]
+fn json_escaped_from(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut quoted = Vec::with_capacity(bytes.len() + 8);
+    let _ = serde_json::to_writer(&mut quoted, &String::from_utf8_lossy(bytes));
+    append(out, &quoted[1..quoted.len() - 1]);
 }
 
 fn write_json(
@@ -470,6 +485,31 @@ mod tests {
             let plain = (0x20..=0x7e).contains(&byte) && byte != b'"' && byte != b'\\';
             assert_eq!(needs_escape(word) == 0, plain, "{byte:#x}");
         }
+    }
+
+    /// JSON strings against `serde_json` (after replacing invalid UTF-8), over random texts.
+    #[test]
+    fn json_strings_match_serde() {
+        let edges = [
+            0x00, 0x1f, 0x20, b'"', b'\\', 0x7e, 0x7f, 0x80, 0xc3, 0xa9, 0xff, b'a',
+        ];
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..40);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rng.u8(0..4) {
+                    0 => rng.u8(..),
+                    _ => edges[rng.usize(0..edges.len())],
+                })
+                .collect();
+            let mut out = Vec::new();
+            json_string(&mut out, Some(&bytes));
+            let expected = serde_json::to_vec(&String::from_utf8_lossy(&bytes)).unwrap();
+            assert_eq!(out, expected, "{bytes:?}");
+        }
+        let mut out = Vec::new();
+        json_string(&mut out, None);
+        assert_eq!(out, b"null");
     }
 
     #[test]
