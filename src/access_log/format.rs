@@ -39,19 +39,14 @@ impl Formatter {
     /// Appends the line for `record`, with its newline.
     pub fn write_line(&mut self, out: &mut Vec<u8>, record: &Record) {
         let (stamps, endpoints) = (&mut self.stamps, &mut self.endpoints);
+        let endpoint = record.endpoint.as_ref();
         match self.format {
             LogFormat::Text => {
-                let endpoint = record
-                    .endpoint
-                    .as_ref()
-                    .map(|e| endpoints.get(e, endpoint_fields::<TextLayout>));
+                let endpoint = endpoint.map(|e| endpoints.get(e, endpoint_fields::<TextLayout>));
                 write_text(out, record, stamps, endpoint)
             }
             LogFormat::Json => {
-                let endpoint = record
-                    .endpoint
-                    .as_ref()
-                    .map(|e| endpoints.get(e, endpoint_fields::<JsonLayout>));
+                let endpoint = endpoint.map(|e| endpoints.get(e, endpoint_fields::<JsonLayout>));
                 write_json(out, record, stamps, endpoint)
             }
         }
@@ -447,6 +442,20 @@ mod tests {
         }
     }
 
+    /// 20,000 random texts of up to 40 bytes, three bytes in four drawn from `edges`.
+    fn random_texts(seed: u64, edges: &[u8]) -> impl Iterator<Item = Vec<u8>> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..20_000).map(move |_| {
+            let len = rng.usize(0..40);
+            (0..len)
+                .map(|_| match rng.u8(0..4) {
+                    0 => rng.u8(..),
+                    _ => edges[rng.usize(0..edges.len())],
+                })
+                .collect()
+        })
+    }
+
     /// The eight-at-a-time scan against a byte at a time, over random strings drawn mostly
     /// from the bytes at the edges of what is plain, at every length and offset.
     #[test]
@@ -465,15 +474,8 @@ mod tests {
         let edges = [
             0x00, 0x1f, 0x20, 0x21, b'"', 0x23, 0x5b, b'\\', 0x5d, 0x7e, 0x7f, 0x80, 0xff, b'a',
         ];
-        let mut rng = fastrand::Rng::with_seed(7);
-        for _ in 0..20_000 {
-            let len = rng.usize(0..40);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| match rng.u8(0..4) {
-                    0 => rng.u8(..),
-                    _ => edges[rng.usize(0..edges.len())],
-                })
-                .collect();
+        for bytes in random_texts(7, &edges) {
+            let len = bytes.len();
             let first = bytes.iter().position(|&b| !PLAIN[usize::from(b)]);
             assert_eq!(plain_prefix(&bytes), first.unwrap_or(len), "{bytes:?}");
             let mut out = Vec::new();
@@ -493,15 +495,7 @@ mod tests {
         let edges = [
             0x00, 0x1f, 0x20, b'"', b'\\', 0x7e, 0x7f, 0x80, 0xc3, 0xa9, 0xff, b'a',
         ];
-        let mut rng = fastrand::Rng::with_seed(11);
-        for _ in 0..20_000 {
-            let len = rng.usize(0..40);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| match rng.u8(0..4) {
-                    0 => rng.u8(..),
-                    _ => edges[rng.usize(0..edges.len())],
-                })
-                .collect();
+        for bytes in random_texts(11, &edges) {
             let mut out = Vec::new();
             json_string(&mut out, Some(&bytes));
             let expected = serde_json::to_vec(&String::from_utf8_lossy(&bytes)).unwrap();
