@@ -170,8 +170,8 @@ const PLAIN: [bool; 256] = {
     table
 };
 
-/// Appends `bytes` escaped for the text layout: `"` and `\\` with a backslash, anything outside
-/// printable ASCII as `\\xNN`. Most texts need nothing escaped and are copied at once.
+/// Appends `bytes` escaped for the text layout: `"` and `\` with a backslash, anything outside
+/// printable ASCII as `\xNN`. Most texts need nothing escaped and are copied at once.
 #[inline]
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let plain = plain_prefix(bytes);
@@ -231,7 +231,7 @@ fn plain_prefix(bytes: &[u8]) -> usize {
 }
 
 /// The high bit of each of the eight bytes of `word` that needs escaping (not `PLAIN`: its
-/// high bit set, under 0x20, 0x7f, `"` or `\\`). Exact for the lowest flagged byte (a borrow
+/// high bit set, under 0x20, 0x7f, `"` or `\`). Exact for the lowest flagged byte (a borrow
 /// only carries upwards from a flagged byte), which is all [`plain_prefix`] reads.
 fn needs_escape(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -355,7 +355,7 @@ fn write_text(
 }
 
 /// Appends `value` as a JSON string (invalid UTF-8 replaced), or `null`. The plain start of
-/// the text (printable ASCII but `"` and `\\`, most often all of it) is copied as it is;
+/// the text (printable ASCII but `"` and `\`, most often all of it) is copied as it is;
 /// `serde_json` escapes the rest.
 fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
     let Some(value) = value else {

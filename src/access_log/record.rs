@@ -120,6 +120,13 @@ impl LoggedText {
         length
     }
 
+    fn buffer(&self) -> &[u8] {
+        match &self.bytes {
+            Stored::Inline(bytes) => bytes,
+            Stored::Heap(bytes) => bytes,
+        }
+    }
+
     fn buffer_mut(&mut self) -> &mut [u8] {
         match &mut self.bytes {
             Stored::Inline(bytes) => bytes,
@@ -138,11 +145,7 @@ impl LoggedText {
     /// The text `text`, if the request had it.
     pub fn get(&self, text: Text) -> Option<&[u8]> {
         let (start, end) = self.spans[text as usize]?;
-        let bytes = match &self.bytes {
-            Stored::Inline(bytes) => &bytes[..],
-            Stored::Heap(bytes) => bytes,
-        };
-        bytes.get(start as usize..end as usize)
+        self.buffer().get(start as usize..end as usize)
     }
 }
 

@@ -91,8 +91,9 @@ const PAIRS: [[u8; 2]; 100] = {
 
 /// Appends the last `width` (at most 10) decimal digits of `value`, zero-padded.
 pub fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+    let width = width.min(10);
     let mut text = [b'0'; 10];
-    let mut end = width.min(10);
+    let mut end = width;
     while end >= 2 {
         text[end - 2..end].copy_from_slice(&PAIRS[(value % 100) as usize]);
         value /= 100;
@@ -101,7 +102,7 @@ pub fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
     if end == 1 {
         text[0] = b'0' + (value % 10) as u8;
     }
-    append(out, &text[..width.min(10)]);
+    append(out, &text[..width]);
 }
 
 /// Year, month, day of the day `days` after 1970-01-01 (Howard Hinnant's algorithm).
